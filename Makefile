@@ -1,0 +1,68 @@
+# clonewatch: `make run` starts the service, `make test` runs the whole suite.
+# Both set up everything they need on a fresh Debian machine (apt-get as root or via sudo).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
+# System tools the suite drives: SIP peers, speech for fixtures, a browser, Prometheus.
+TEST_SYS_PKGS := sip-tester espeak-ng sox tshark prometheus chromium
+PYTEST_ARGS ?=
+
+.PHONY: run install install-test sysdeps-test lint typecheck test test-fast bench train eval clean
+
+$(VENV)/.base:
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
+		($(SUDO) apt-get update -qq && $(APT_INSTALL) python3-venv python3-dev)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.base pyproject.toml
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+sysdeps-test:
+	@missing=""; for p in $(TEST_SYS_PKGS); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(APT_INSTALL) $$missing; fi
+
+run: install
+	$(VENV)/bin/clonewatch serve
+
+lint: install-test
+	$(VENV)/bin/ruff check streamer inference alerts tests benchmarks
+	$(VENV)/bin/ruff format --check streamer inference alerts tests benchmarks
+
+typecheck: install-test
+	$(VENV)/bin/mypy
+
+test: install-test sysdeps-test lint typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install-test
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+bench: install-test sysdeps-test
+	$(PY) -m benchmarks
+
+train: install
+	$(PY) -m pip install -q -e '.[train]'
+	$(PY) -m training
+
+eval: install
+	$(VENV)/bin/clonewatch evaluate ../shared/corpus/manifest.csv --split dev
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

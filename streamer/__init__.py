@@ -1,0 +1,1 @@
+"""Ingress (SIP, SIPREC, RTP, WebRTC, replay) and the composition root (`app.py`)."""
