@@ -42,6 +42,7 @@ class SipConfig(_Frozen):
     retry_after_s: int = Field(30, ge=1, le=3600)
     advertised_host: str = Field("", description="address put in SDP/Contact; '' = auto")
     max_message_bytes: int = Field(65_535, ge=1024, le=1_048_576)
+    answer_delay_ms: int = Field(0, ge=0, le=60_000, description="ring before answering")
 
 
 class RtpConfig(_Frozen):
