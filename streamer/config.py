@@ -82,6 +82,10 @@ class WhipConfig(_Frozen):
     turn_urls: tuple[str, ...] = ()
     turn_username: str = ""
     turn_password: str = ""
+    max_sessions: int = Field(100, ge=1, le=10_000)
+    media_timeout_s: float = Field(
+        10.0, gt=0.0, le=3600.0, description="no audio this long ends it"
+    )
 
 
 class AudioConfig(_Frozen):

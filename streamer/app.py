@@ -1,0 +1,201 @@
+"""The composition root: the one place that builds concrete stages and wires them.
+
+`Service` runs the live service (`clonewatch serve`); `Analysis` is the part shared with
+replay (model runtime -> per-participant pipeline -> verdict board -> event bus), so a
+recording goes through exactly the code a live call goes through from the AudioFrame on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from alerts.delivery import JsonlSink, LogSink, SinkRunner
+from alerts.events import EventBus
+from alerts.metrics import Metrics
+from alerts.scoring import VerdictBoard
+from inference.call import Pipeline
+from inference.model import OnnxModel
+from inference.runtime import BatchingRuntime
+from streamer.calls import CallManager
+from streamer.config import AppConfig
+from streamer.sip import SipServer
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT_S = 10.0
+METRICS_KEY = web.AppKey("metrics", Metrics)
+SERVICE_KEY = web.AppKey("service", "Service")
+
+
+@dataclass
+class Analysis:
+    """Model runtime, pipeline and verdict board, wired onto one event bus."""
+
+    model: OnnxModel
+    runtime: BatchingRuntime
+    board: VerdictBoard
+    pipeline: Pipeline
+    bus: EventBus
+    metrics: Metrics
+
+    async def aclose(self) -> None:
+        """Close every call (pending windows are still scored), then stop the runtime."""
+        await self.pipeline.aclose()
+        await self.runtime.aclose()
+
+
+def load_model(config: AppConfig) -> OnnxModel:
+    """Load the configured model once (blocking: call before or off the loop)."""
+    return OnnxModel.load(
+        config.model_path(), config.model.providers, config.model.intra_op_threads
+    )
+
+
+def build_analysis(
+    config: AppConfig, model: OnnxModel, bus: EventBus, metrics: Metrics
+) -> Analysis:
+    """Wire runtime, pipeline and board for `model`; call `runtime.start()` on the loop."""
+    manifest = model.manifest
+    metrics.model_info.info(
+        {"name": manifest.name, "version": manifest.version, "provider": model.provider}
+    )
+    board = VerdictBoard(
+        config.verdict,
+        manifest.thresholds,
+        manifest.threshold,
+        f"{manifest.name} {manifest.version}",
+        bus,
+        metrics,
+    )
+    runtime = BatchingRuntime(model, config.model, metrics)
+    pipeline = Pipeline(
+        runtime=runtime,
+        scores=board,
+        vad=config.vad,
+        window_s=config.model.window_s or manifest.window_s,
+        hop_s=config.model.hop_s or manifest.hop_s,
+        sample_rate=manifest.sample_rate,
+        metrics=metrics,
+    )
+    return Analysis(model, runtime, board, pipeline, bus, metrics)
+
+
+class Service:
+    """The live service: SIP ingress, analysis, event sinks and the HTTP server."""
+
+    def __init__(self, config: AppConfig, events_path: str | None = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.bus = EventBus()
+        self.events_path = events_path or config.events.jsonl_path
+        self.analysis: Analysis | None = None
+        self.calls: CallManager | None = None
+        self.sip: SipServer | None = None
+        self.http_runner: web.AppRunner | None = None
+        self.http_port = 0
+        self._sinks: list[SinkRunner] = []
+
+    async def start(self) -> None:
+        """Load the model, start the sinks, then the listeners (the model first: fail fast)."""
+        loop = asyncio.get_running_loop()
+        model = await loop.run_in_executor(None, load_model, self.config)
+        self.analysis = build_analysis(self.config, model, self.bus, self.metrics)
+        self.analysis.runtime.start()
+        self._start_sinks()
+        self.calls = CallManager(
+            self.config.sip, self.config.rtp, self.analysis.pipeline, self.metrics
+        )
+        self.sip = SipServer(self.config.sip, self.calls, self.metrics)
+        await self.sip.start()
+        await self._start_http()
+        logger.info(
+            "clonewatch serving: SIP udp/%s tcp/%s, HTTP %s, model %s on %s",
+            self.sip.udp_port,
+            self.sip.tcp_port,
+            self.http_port,
+            model.manifest.name,
+            model.provider,
+        )
+
+    def _start_sinks(self) -> None:
+        sinks = []
+        if self.config.events.log:
+            sinks.append(LogSink())
+        if self.events_path:
+            sinks.append(JsonlSink(Path(self.events_path)))
+        for sink in sinks:
+            runner = SinkRunner(sink, self.bus, self.metrics)
+            runner.start()
+            self._sinks.append(runner)
+
+    async def _start_http(self) -> None:
+        app = web.Application(client_max_size=1024**2)
+        app[METRICS_KEY] = self.metrics
+        app[SERVICE_KEY] = self
+        app.router.add_get("/healthz", _healthz)
+        app.router.add_get("/readyz", _readyz)
+        app.router.add_get("/metrics", _metrics)
+        self.http_runner = web.AppRunner(app, access_log=None)
+        await self.http_runner.setup()
+        site = web.TCPSite(self.http_runner, self.config.http.host, self.config.http.port)
+        await site.start()
+        self.http_port = _bound_port(site)
+
+    def ready(self) -> bool:
+        """Model loaded and listeners bound."""
+        return self.analysis is not None and self.sip is not None and self.http_port > 0
+
+    async def aclose(self) -> None:
+        """Stop taking calls, end the calls (scoring what is pending), drain the sinks."""
+        if self.sip is not None:
+            await self.sip.aclose()
+        if self.calls is not None:
+            await self.calls.aclose()
+        if self.analysis is not None:
+            await self.analysis.aclose()
+        for runner in self._sinks:
+            await runner.aclose()
+        if self.http_runner is not None:
+            await self.http_runner.cleanup()
+
+
+def _bound_port(site: web.TCPSite) -> int:
+    server = site._server  # aiohttp keeps the asyncio server here; no public accessor
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else 0
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    ready = request.app[SERVICE_KEY].ready()
+    return web.json_response({"ready": ready}, status=200 if ready else 503)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS_KEY].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def serve(config: AppConfig, events_path: str | None = None) -> None:
+    """Run the service until SIGINT or SIGTERM."""
+    service = Service(config, events_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await service.start()
+        await stop.wait()
+        logger.info("shutting down")
+    finally:
+        await asyncio.wait_for(service.aclose(), SHUTDOWN_TIMEOUT_S)
