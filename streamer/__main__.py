@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import sys
 from collections.abc import Coroutine, Sequence
@@ -52,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the live service")
     serve.add_argument("--config", help="TOML file over the embedded defaults")
     serve.add_argument("--events", help="append every event as one JSON line to this file")
+
+    users = sub.add_parser("users", help="manage console users")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser("add", help="create or update a console user")
+    add.add_argument("name")
+    add.add_argument("--role", choices=["operator", "supervisor"], required=True)
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument("--config", help="TOML file over the embedded defaults")
     return parser
 
 
@@ -62,7 +71,30 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return _run(serve(config, args.events))
 
 
-COMMANDS = {"serve": _cmd_serve}
+def _cmd_users(args: argparse.Namespace) -> int:
+    from alerts.auth import Role, UserStore
+
+    config = load_config(args.config)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("clonewatch: passwords differ", file=sys.stderr)
+            return 2
+    store = UserStore(config.store.path)
+    try:
+        store.add_user(args.name, Role(args.role), password)
+    except ValueError as exc:
+        print(f"clonewatch: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(f"user {args.name} ({args.role}) saved in {config.store.path}")
+    return 0
+
+
+COMMANDS = {"serve": _cmd_serve, "users": _cmd_users}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
