@@ -1,0 +1,165 @@
+"""WHIP ingress with real aiortc peers over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections.abc import AsyncIterator
+
+import av
+import numpy as np
+import pytest
+from aiohttp import ClientSession, web
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from alerts.metrics import Metrics
+from streamer.config import WhipConfig
+from streamer.webrtc import WhipIngress
+from tests.fakes.audio import speech_like
+from tests.fakes.sinks import FakeFrameSink
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "test-token-123"
+AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/sdp"}
+RATE = 48000
+PTIME_S = 0.02
+
+
+class SpeechTrack(MediaStreamTrack):
+    """Sends a generated speech-like signal at 48 kHz, paced in real time like a microphone."""
+
+    kind = "audio"
+
+    def __init__(self, seconds: float = 30.0) -> None:
+        super().__init__()
+        self.samples = speech_like(seconds, RATE)
+        self.pos = 0
+        self.start = 0.0
+
+    async def recv(self) -> av.AudioFrame:
+        n = int(RATE * PTIME_S)
+        if self.start == 0.0:
+            self.start = time.monotonic()
+        due = self.start + self.pos / RATE
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        chunk = self.samples[self.pos : self.pos + n]
+        if len(chunk) < n:
+            chunk = np.zeros(n, np.int16)
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self.pos
+        frame.time_base = fractions.Fraction(1, RATE)
+        self.pos += n
+        return frame
+
+
+@pytest.fixture
+async def whip() -> AsyncIterator[tuple[WhipIngress, FakeFrameSink, str]]:
+    sink = FakeFrameSink()
+    ingress = WhipIngress(
+        WhipConfig(tokens=(TOKEN,), max_sessions=20, media_timeout_s=3.0), sink, Metrics()
+    )
+    app = web.Application()
+    app.add_routes(ingress.routes())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield ingress, sink, f"http://127.0.0.1:{port}"
+    await ingress.aclose()
+    await runner.cleanup()
+
+
+async def _offer(pc: RTCPeerConnection) -> str:
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc.localDescription.sdp
+
+
+async def _publish(http: ClientSession, base: str) -> tuple[RTCPeerConnection, str]:
+    pc = RTCPeerConnection()
+    pc.addTrack(SpeechTrack())
+    async with http.post(f"{base}/whip", data=await _offer(pc), headers=AUTH) as resp:
+        assert resp.status == 201, await resp.text()
+        assert resp.content_type == "application/sdp"
+        location = resp.headers["Location"]
+        answer = await resp.text()
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    return pc, location
+
+
+async def _until(predicate: object, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_publish_streams_audio_then_delete_ends_call(whip) -> None:  # type: ignore[no-untyped-def]
+    ingress, sink, base = whip
+    async with ClientSession() as http:
+        pc, location = await _publish(http, base)
+        call_id = next(iter(sink.calls))
+        await _until(lambda: len(sink.frames) >= 100)  # two seconds of audio
+        frames = sink.frames_of(call_id, "track0")
+        assert [f.seq for f in frames] == list(range(len(frames)))
+        pcm = np.frombuffer(b"".join(f.pcm for f in frames[-50:]), np.int16)
+        assert np.abs(pcm).max() > 1000  # the speech arrived, not silence
+        async with http.delete(base + location, headers=AUTH) as resp:
+            assert resp.status == 200
+        assert sink.closed == {call_id: "hangup"}
+        async with http.delete(base + location, headers=AUTH) as resp:
+            assert resp.status == 404
+        await pc.close()
+    assert ingress.sessions == {}
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"Content-Type": "application/sdp"}, "v=0\r\n", 401),
+        ({**AUTH, "Authorization": "Bearer wrong"}, "v=0\r\n", 401),
+        ({**AUTH, "Content-Type": "text/plain"}, "v=0\r\n", 415),
+        (AUTH, "not sdp at all", 400),
+        (
+            AUTH,
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+            400,
+        ),
+        (AUTH, "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\ngarbage\r\n", 400),
+    ],
+)
+async def test_bad_requests_get_whip_status_codes(whip, headers, body, status) -> None:  # type: ignore[no-untyped-def]
+    ingress, sink, base = whip
+    async with ClientSession() as http, http.post(f"{base}/whip", data=body, headers=headers) as r:
+        assert r.status == status
+    assert ingress.sessions == {}
+    assert set(sink.calls) == set(sink.closed)  # any call opened was also ended
+
+
+async def test_patch_is_refused_and_unknown_session_is_404(whip) -> None:  # type: ignore[no-untyped-def]
+    _, _, base = whip
+    async with ClientSession() as http:
+        async with http.patch(f"{base}/whip/nope", headers=AUTH) as resp:
+            assert resp.status == 404
+        pc, location = await _publish(http, base)
+        async with http.patch(base + location, headers=AUTH) as resp:
+            assert resp.status == 405
+        await pc.close()
+
+
+async def test_ten_peers_then_all_closed_leave_nothing_behind(whip) -> None:  # type: ignore[no-untyped-def]
+    ingress, sink, base = whip
+    tasks_before = len(asyncio.all_tasks())
+    async with ClientSession() as http:
+        peers = await asyncio.gather(*(_publish(http, base) for _ in range(10)))
+        await _until(lambda: len({f.call_id for f in sink.frames}) == 10, timeout_s=20.0)
+        for pc, _ in peers:
+            await pc.close()  # peers go away without DELETE: ICE/media loss must clean up
+        await _until(lambda: len(sink.closed) == 10, timeout_s=15.0)
+    assert ingress.sessions == {}
+    assert set(sink.closed.values()) <= {"hangup", "ice-closed", "ice-failed", "media-timeout"}
+    await _until(lambda: len(asyncio.all_tasks()) <= tasks_before, timeout_s=5.0)
