@@ -4,7 +4,11 @@
 per participant, publishes DESIGN.md events on the `EventBus` and records operator
 actions on alerts. Everything here runs on the event loop and does no I/O: delivery to
 files, the log and the store happens in the bus's subscribers (`alerts.delivery`,
-`alerts.store`).
+`alerts.store`), so alerts are logged once, by the log sink.
+
+The `score` of an event is the participant's aggregate (the median the verdict is
+decided on), except in `participant.score`, which carries the latest window's score
+for live plots and is rate-limited to one per `score_interval_s` of media time.
 """
 
 from __future__ import annotations
@@ -277,11 +281,6 @@ class VerdictBoard:
             self._alerts.popitem(last=False)
         part.alert_ids.append(alert_id)
         self._metrics.alerts_total.labels("raised").inc()
-        logger.warning(
-            "synthetic voice: alert %s",
-            alert_id,
-            extra={"call_id": call.info.call_id, "stage": "alerts"},
-        )
         self._publish(
             call,
             part,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alerts.config import LineThresholds, VerdictConfig
 from alerts.policy import Thresholds, VerdictPolicy, resolve_thresholds
@@ -106,3 +108,19 @@ def test_resolve_falls_back_to_manifest_threshold() -> None:
 def test_inverted_thresholds_are_refused() -> None:
     with pytest.raises(ValueError, match="above synthetic"):
         resolve_thresholds(VerdictConfig(suspect_threshold=0.9), {"fpr_1pct": 0.8}, 0.5, "")
+
+
+@given(
+    level=st.floats(0.0, 1.0),
+    outlier=st.floats(0.0, 1.0),
+    before=st.integers(4, 10),
+    after=st.integers(0, 10),
+)
+def test_a_single_outlier_never_changes_a_settled_verdict(
+    level: float, outlier: float, before: int, after: int
+) -> None:
+    policy = VerdictPolicy(CONFIG, THRESHOLDS)
+    _feed(policy, [level] * before)
+    settled = policy.state
+    assert _feed(policy, [outlier] + [level] * after) == [None] * (after + 1)
+    assert policy.state == settled
