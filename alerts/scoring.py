@@ -221,6 +221,12 @@ class VerdictBoard:
             self._thresholds[line] = found
         return found
 
+    def restore_alert(self, record: AlertRecord) -> None:
+        """Make an alert from before a restart (read from the store) actionable again."""
+        self._alerts[record.alert_id] = record
+        while len(self._alerts) > KNOWN_ALERTS:
+            self._alerts.popitem(last=False)
+
     def alert(self, alert_id: str) -> AlertRecord:
         """A known alert; raises KeyError when unknown."""
         return self._alerts[alert_id]
@@ -276,9 +282,7 @@ class VerdictBoard:
             media_s,
             part.policy.aggregate,
         )
-        self._alerts[alert_id] = record
-        while len(self._alerts) > KNOWN_ALERTS:
-            self._alerts.popitem(last=False)
+        self.restore_alert(record)
         part.alert_ids.append(alert_id)
         self._metrics.alerts_total.labels("raised").inc()
         self._publish(

@@ -187,7 +187,8 @@ class Store:
                     )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             logger.exception("store lost a batch of %d events", len(batch))
             raise
 

@@ -9,7 +9,7 @@ import pytest
 from alerts.config import LineThresholds, VerdictConfig
 from alerts.events import Event, EventBus, EventType
 from alerts.metrics import Metrics
-from alerts.scoring import VerdictBoard
+from alerts.scoring import AlertRecord, VerdictBoard
 from alerts.types import CallInfo, Ingress, ParticipantInfo, WindowScore
 
 pytestmark = pytest.mark.unit
@@ -189,3 +189,17 @@ def test_scores_of_unknown_calls_are_ignored(board: VerdictBoard, events: list[E
     board.push_scores(_scores("ghost", 0, [0.9]))
     board.close_call("ghost", "bye")
     assert events == []
+
+
+def test_restored_alert_is_actionable(board: VerdictBoard, events: list[Event]) -> None:
+    record = AlertRecord("old-1", "c0", "p1", "+1555", "sip", 12.0, 0.93)
+    board.restore_alert(record)
+    event = board.dismiss("old-1", "ann", "known test line")
+    assert events == [event]
+    assert (event.call_id, event.participant_id, event.media_s, event.score) == (
+        "c0",
+        "p1",
+        12.0,
+        0.93,
+    )
+    assert event.verdict is None  # the call is no longer active
