@@ -32,7 +32,9 @@ class Metrics:
         r = self.registry
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
-        self.calls_active = Gauge(f"{NS}_calls_active", "Calls now monitored", ["ingress"], registry=r)
+        self.calls_active = Gauge(
+            f"{NS}_calls_active", "Calls now monitored", ["ingress"], registry=r
+        )
         self.calls_total = Counter(f"{NS}_calls_total", "Calls started", ["ingress"], registry=r)
         self.calls_rejected_total = Counter(
             f"{NS}_calls_rejected_total", "Calls refused", ["ingress", "reason"], registry=r
@@ -81,7 +83,10 @@ class Metrics:
             f"{NS}_audio_seconds_total", "Participant audio analysed", ["ingress"], registry=r
         )
         self.speech_seconds_total = Counter(
-            f"{NS}_speech_seconds_total", "Participant audio marked as speech", ["ingress"], registry=r
+            f"{NS}_speech_seconds_total",
+            "Participant audio marked as speech",
+            ["ingress"],
+            registry=r,
         )
         self.windows_scored_total = Counter(
             f"{NS}_windows_scored_total", "Speech windows scored by the model", registry=r
@@ -104,7 +109,9 @@ class Metrics:
         self.inference_slow_total = Counter(
             f"{NS}_inference_slow_total", "Model runs slower than the audio they scored", registry=r
         )
-        self.queue_depth = Gauge(f"{NS}_queue_depth", "Items waiting in a queue", ["queue"], registry=r)
+        self.queue_depth = Gauge(
+            f"{NS}_queue_depth", "Items waiting in a queue", ["queue"], registry=r
+        )
         self.score_latency_seconds = Histogram(
             f"{NS}_score_latency_seconds",
             "From the arrival of a window's newest packet to its score",
