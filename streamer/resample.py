@@ -39,11 +39,14 @@ class Resampler:
             raise ValueError(f"rates must be positive, got {in_rate_hz} -> {out_rate_hz} Hz")
         self.in_rate_hz = in_rate_hz
         self.out_rate_hz = out_rate_hz
-        self._stream: soxr.ResampleStream | None = None
-        if in_rate_hz != out_rate_hz:
-            self._stream = soxr.ResampleStream(
-                in_rate_hz, out_rate_hz, 1, dtype="int16", quality=RESAMPLE_QUALITY
-            )
+        self._stream = self._new_stream()
+
+    def _new_stream(self) -> soxr.ResampleStream | None:
+        if self.in_rate_hz == self.out_rate_hz:
+            return None
+        return soxr.ResampleStream(
+            self.in_rate_hz, self.out_rate_hz, 1, dtype="int16", quality=RESAMPLE_QUALITY
+        )
 
     def process(self, pcm: npt.NDArray[np.int16], last: bool = False) -> npt.NDArray[np.int16]:
         """Resample the next piece of the stream.
@@ -63,8 +66,8 @@ class Resampler:
         if self._stream is None:
             return pcm
         out: npt.NDArray[np.int16] = self._stream.resample_chunk(pcm, last=last)
-        if last:
-            self._stream.clear()
+        if last:  # a fresh filter (soxr's clear() leaves state that changes the output)
+            self._stream = self._new_stream()
         return out
 
 
