@@ -145,7 +145,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
         "dropped",
         _case(
             {
-                f'clonewatch_dropped_total{{{T}, stage="runtime", reason="queue_full"}}': (
+                f'clonewatch_dropped_total{{{T}, stage="runtime", reason="overload"}}': (
                     "0x5 0+4x10"
                 ),
             },
@@ -153,7 +153,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
             _alert(
                 "ClonewatchWindowsDropped",
                 "9m",
-                {**TL, "stage": "runtime", "reason": "queue_full", "severity": "warning"},
+                {**TL, "stage": "runtime", "reason": "overload", "severity": "warning"},
             ),
         ),
     ),
