@@ -16,22 +16,24 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from alerts.delivery import JsonlSink, LogSink, SinkRunner
+from alerts.delivery import JsonlSink, LogSink, Sink, SinkRunner
 from alerts.events import EventBus
 from alerts.metrics import Metrics
 from alerts.scoring import VerdictBoard
+from alerts.store import Store, StoreSink
 from inference.call import Pipeline
 from inference.model import OnnxModel
 from inference.runtime import BatchingRuntime
 from streamer.calls import CallManager
 from streamer.config import AppConfig
 from streamer.sip import SipServer
+from streamer.webrtc import WhipIngress
 
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 10.0
+READY_STORE_TIMEOUT_S = 2.0
 METRICS_KEY = web.AppKey("metrics", Metrics)
-SERVICE_KEY = web.AppKey("service", "Service")
 
 
 @dataclass
@@ -96,8 +98,10 @@ class Service:
         self.bus = EventBus()
         self.events_path = events_path or config.events.jsonl_path
         self.analysis: Analysis | None = None
+        self.store = Store(config.store.path)
         self.calls: CallManager | None = None
         self.sip: SipServer | None = None
+        self.whip: WhipIngress | None = None
         self.http_runner: web.AppRunner | None = None
         self.http_port = 0
         self._sinks: list[SinkRunner] = []
@@ -108,7 +112,10 @@ class Service:
         model = await loop.run_in_executor(None, load_model, self.config)
         self.analysis = build_analysis(self.config, model, self.bus, self.metrics)
         self.analysis.runtime.start()
+        await self.store.start()
         self._start_sinks()
+        pipeline = self.analysis.pipeline
+        self.whip = WhipIngress(self.config.whip, pipeline, self.metrics)
         self.calls = CallManager(
             self.config.sip, self.config.rtp, self.analysis.pipeline, self.metrics
         )
@@ -125,7 +132,7 @@ class Service:
         )
 
     def _start_sinks(self) -> None:
-        sinks = []
+        sinks: list[Sink] = [StoreSink(self.store)]
         if self.config.events.log:
             sinks.append(LogSink())
         if self.events_path:
@@ -142,26 +149,37 @@ class Service:
         app.router.add_get("/healthz", _healthz)
         app.router.add_get("/readyz", _readyz)
         app.router.add_get("/metrics", _metrics)
+        if self.whip is not None:
+            app.add_routes(self.whip.routes())
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, self.config.http.host, self.config.http.port)
         await site.start()
         self.http_port = _bound_port(site)
 
-    def ready(self) -> bool:
-        """Model loaded and listeners bound."""
-        return self.analysis is not None and self.sip is not None and self.http_port > 0
+    async def ready(self) -> bool:
+        """Model loaded, listeners bound and the store writable."""
+        if self.analysis is None or self.sip is None or self.http_port == 0:
+            return False
+        try:
+            await asyncio.wait_for(self.store.flush(), READY_STORE_TIMEOUT_S)
+        except (TimeoutError, OSError, RuntimeError):
+            return False
+        return True
 
     async def aclose(self) -> None:
         """Stop taking calls, end the calls (scoring what is pending), drain the sinks."""
         if self.sip is not None:
             await self.sip.aclose()
+        if self.whip is not None:
+            await self.whip.aclose()
         if self.calls is not None:
             await self.calls.aclose()
         if self.analysis is not None:
             await self.analysis.aclose()
         for runner in self._sinks:
             await runner.aclose()
+        await self.store.aclose()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
 
@@ -172,12 +190,15 @@ def _bound_port(site: web.TCPSite) -> int:
     return int(sockets[0].getsockname()[1]) if sockets else 0
 
 
+SERVICE_KEY = web.AppKey("service", Service)
+
+
 async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "alive"})
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    ready = request.app[SERVICE_KEY].ready()
+    ready = await request.app[SERVICE_KEY].ready()
     return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
