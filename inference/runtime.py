@@ -91,6 +91,13 @@ class BatchingRuntime:
         self._metrics = metrics
         self._clock = clock
         self._hop_s = config.hop_s if config.hop_s is not None else model.manifest.hop_s
+        if config.window_s is not None:
+            wanted = round(config.window_s * model.manifest.sample_rate)
+            if wanted != model.window_samples:
+                raise ValueError(
+                    f"model.window_s = {config.window_s} but the model was loaded for "
+                    f"{model.window_samples} samples; load it with window_s={config.window_s}"
+                )
         self._queue: deque[_Item] = deque()
         self._more = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
@@ -167,12 +174,16 @@ class BatchingRuntime:
 
     async def _run(self) -> None:
         """Batcher task: forms batches and runs them one at a time on the executor."""
-        while True:
-            await self._wait_for_batch()
-            count = min(len(self._queue), self._config.max_batch)
-            batch = [self._queue.popleft() for _ in range(count)]
-            self._depth.set(len(self._queue))
-            await self._run_batch(batch)
+        try:
+            while True:
+                await self._wait_for_batch()
+                count = min(len(self._queue), self._config.max_batch)
+                batch = [self._queue.popleft() for _ in range(count)]
+                self._depth.set(len(self._queue))
+                await self._run_batch(batch)
+        except Exception:
+            logger.exception("model batcher stopped", extra={"stage": "runtime"})
+            raise
 
     async def _wait_for_batch(self) -> None:
         """Return once a full batch is queued or the oldest window waited `max_wait_ms`."""

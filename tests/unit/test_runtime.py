@@ -225,3 +225,8 @@ async def test_close_answers_queued_windows_and_refuses_more(model: OnnxModel) -
     assert got.done == [(0, None)]
     with pytest.raises(RuntimeClosedError):
         runtime.submit(_window(1), got)
+
+
+def test_window_override_must_match_the_loaded_model(model: OnnxModel) -> None:
+    with pytest.raises(ValueError, match="window_s=1.0"):
+        BatchingRuntime(model, _config(window_s=1.0), Metrics())
