@@ -17,7 +17,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from alerts.metrics import Metrics
 from alerts.types import Ingress
@@ -121,8 +121,7 @@ class RtpStream(asyncio.DatagramProtocol):
     # -- asyncio.DatagramProtocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
         if not self._lost.done():
