@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -52,17 +53,17 @@ def _probability(key: str, value: object) -> float:
     return float(value)
 
 
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """Operating points of the score, from the model's evaluation.
+REQUIRED_THRESHOLDS = ("eer", "fpr_1pct")  # score thresholds at the EER and at 1% FPR
 
-    Attributes:
-        eer: Score threshold at the equal error rate.
-        fpr_1pct: Score threshold at a 1% false-positive rate on bona fide speech.
-    """
 
-    eer: float
-    fpr_1pct: float
+def _thresholds(raw: object) -> Mapping[str, float]:
+    if not isinstance(raw, Mapping):
+        raise ManifestError("manifest field 'thresholds' must be an object {eer, fpr_1pct}")
+    values = {key: _probability(f"thresholds.{key}", raw.get(key)) for key in REQUIRED_THRESHOLDS}
+    for key, value in raw.items():  # further operating points are kept when well-formed
+        if key not in values:
+            values[str(key)] = _probability(f"thresholds.{key}", value)
+    return MappingProxyType(values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,7 @@ class ModelManifest:
     output: str
     output_kind: str
     threshold: float
-    thresholds: Thresholds
+    thresholds: Mapping[str, float]  # read-only; at least "eer" and "fpr_1pct"
     trained_on: str = ""
     metrics: Mapping[str, Any] = field(default_factory=dict)
 
@@ -103,9 +104,6 @@ class ModelManifest:
             raise ManifestError(
                 f"manifest field 'output_kind' must be one of {OUTPUT_KINDS}, not {output_kind!r}"
             )
-        raw = data.get("thresholds")
-        if not isinstance(raw, Mapping):
-            raise ManifestError("manifest field 'thresholds' must be an object {eer, fpr_1pct}")
         metrics = data.get("metrics", {})
         return cls(
             name=_field(data, "name"),
@@ -117,10 +115,7 @@ class ModelManifest:
             output=_field(data, "output"),
             output_kind=output_kind,
             threshold=_probability("threshold", _field(data, "threshold")),
-            thresholds=Thresholds(
-                eer=_probability("thresholds.eer", raw.get("eer")),
-                fpr_1pct=_probability("thresholds.fpr_1pct", raw.get("fpr_1pct")),
-            ),
+            thresholds=_thresholds(data.get("thresholds")),
             trained_on=str(data.get("trained_on", "")),
             metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
         )

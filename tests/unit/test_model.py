@@ -25,7 +25,8 @@ def test_loads_manifest_and_runs_on_cpu(tmp_path: Path) -> None:
     assert model.provider == "CPUExecutionProvider"
     assert model.manifest.window_s == 0.5
     assert model.manifest.hop_s == 0.25
-    assert model.manifest.thresholds.eer == pytest.approx(0.6)
+    assert model.manifest.thresholds["eer"] == pytest.approx(0.6)
+    assert model.manifest.thresholds["fpr_1pct"] == pytest.approx(0.9)
     assert model.window_samples == 8000
 
 
