@@ -15,7 +15,8 @@ from inference.types import FRAME_BYTES, FRAME_MS, SAMPLE_RATE_HZ, AudioFrame
 # soxr "HQ" keeps the band below 4 kHz clean (the model must not see resampling artefacts).
 # It works in blocks: output comes in bursts of about 100 ms, so it adds that much latency;
 # `process(..., last=True)` drains the tail. Output is delay-compensated (sample 0 in is
-# sample 0 out), so media time is not shifted.
+# sample 0 out), so media time is not shifted. int16 output is dithered by libsoxr, so
+# the same input can differ by ±1 LSB between runs.
 RESAMPLE_QUALITY = "HQ"
 FRAME_S = FRAME_MS / 1000
 
@@ -66,7 +67,7 @@ class Resampler:
         if self._stream is None:
             return pcm
         out: npt.NDArray[np.int16] = self._stream.resample_chunk(pcm, last=last)
-        if last:  # a fresh filter (soxr's clear() leaves state that changes the output)
+        if last:  # soxr refuses input after the last chunk: start a fresh filter
             self._stream = self._new_stream()
         return out
 

@@ -39,7 +39,8 @@ def test_resampler_can_be_reused_after_last() -> None:
     r = Resampler(8000)
     first = r.process(sine(0.1), last=True)
     second = r.process(sine(0.1), last=True)
-    np.testing.assert_array_equal(first, second)
+    assert len(first) == len(second) == 1600
+    assert np.max(np.abs(first.astype(int) - second.astype(int))) <= 2  # libsoxr dither
 
 
 def test_downsampling_48k() -> None:
