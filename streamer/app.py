@@ -56,7 +56,10 @@ class Analysis:
 def load_model(config: AppConfig) -> OnnxModel:
     """Load the configured model once (blocking: call before or off the loop)."""
     return OnnxModel.load(
-        config.model_path(), config.model.providers, config.model.intra_op_threads
+        config.model_path(),
+        config.model.providers,
+        config.model.intra_op_threads,
+        window_s=config.model.window_s,
     )
 
 
