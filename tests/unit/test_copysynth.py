@@ -1,0 +1,83 @@
+"""Copy-synthesis vocoders and the generator's job plan, on constructed signals."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.copysynth import VOCODERS, mel_filterbank
+from training.generate import MANIFEST_COLUMNS, job_rng, plan_jobs
+
+pytestmark = [
+    pytest.mark.unit,
+    pytest.mark.skipif(
+        importlib.util.find_spec("pyworld") is None or importlib.util.find_spec("pysptk") is None,
+        reason="copy-synthesis needs the training extras (pyworld, pysptk)",
+    ),
+]
+
+SR = 16_000
+
+
+def _harmonic_speechlike(seconds: float = 1.0) -> np.ndarray:
+    """A gliding 120-180 Hz harmonic tone with syllable-rate amplitude modulation."""
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = 150 + 30 * np.sin(2 * np.pi * 1.5 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    tone = sum(np.sin(k * phase) / k for k in range(1, 20))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    rng = np.random.default_rng(1)
+    return (0.1 * tone * envelope + 1e-3 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(VOCODERS))
+def test_vocoder_output_is_same_length_finite_and_loudness_matched(name: str) -> None:
+    x = _harmonic_speechlike()
+    y = VOCODERS[name](x, SR, np.random.default_rng(0))
+    assert y.shape == x.shape
+    assert y.dtype == np.float32
+    assert np.isfinite(y).all()
+    rms_in, rms_out = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y**2))
+    assert rms_out == pytest.approx(rms_in, rel=0.05)
+    assert np.max(np.abs(y)) <= 0.99 + 1e-6
+    assert not np.allclose(y, x, atol=1e-3), "a vocoder must change the waveform"
+
+
+@pytest.mark.parametrize("name", ["world", "griffinlim"])
+def test_vocoder_keeps_the_pitch(name: str) -> None:
+    t = np.arange(SR) / SR
+    x = (0.2 * sum(np.sin(2 * np.pi * 200 * k * t) / k for k in range(1, 8))).astype(np.float32)
+    y = VOCODERS[name](x, SR, np.random.default_rng(0))
+    spectrum = np.abs(np.fft.rfft(y[SR // 4 : 3 * SR // 4] * np.hanning(SR // 2)))
+    peak_hz = np.argmax(spectrum) * SR / (SR // 2)
+    assert peak_hz == pytest.approx(200, abs=10)
+
+
+def test_mel_filterbank_covers_the_band() -> None:
+    bank = mel_filterbank(SR, n_fft=512, n_mels=80)
+    assert bank.shape == (80, 257)
+    assert (bank >= 0).all()
+    assert (bank.sum(axis=0)[2:-2] > 0).all()
+
+
+def test_job_plan_is_deterministic_and_keeps_real_speakers(tmp_path: Path) -> None:
+    with (tmp_path / "manifest.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
+        writer.writeheader()
+        for i, label in enumerate(["bonafide", "spoof", "bonafide"]):
+            row = dict.fromkeys(MANIFEST_COLUMNS, "x")
+            writer.writerow(row | {"path": f"{label}/s/c{i}.flac", "label": label})
+    first, again = plan_jobs(tmp_path, seed=3), plan_jobs(tmp_path, seed=3)
+    assert [j.key for j in first] == [j.key for j in again]
+    assert [j.key for j in plan_jobs(tmp_path, seed=4)] != [j.key for j in first]
+    copies = [j for j in first if j.kind == "copysynth"]
+    assert len(copies) == 2 * len(VOCODERS)  # the two bonafide rows, never the spoof one
+    assert len({j.path for j in first}) == len(first)
+    seen_later = {j.name for j in first[len(first) - len(copies) // 3 :]}
+    assert "world" not in seen_later and "griffinlim" not in seen_later
+    a = job_rng(0, "k").random(3)
+    assert np.array_equal(a, job_rng(0, "k").random(3))
