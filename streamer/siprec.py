@@ -144,7 +144,8 @@ def parse_metadata(xml: bytes) -> RecordingMetadata:
     sends: dict[str, str] = {}  # stream_id -> participant_id
     for elem in _children(root, "participant"):
         pid = _ident(elem, "participant_id", "id")
-        aor = _ident(_first(elem, "nameID") or elem, "aor") or _text(elem, "aor")
+        name_id = _first(elem, "nameID")  # an Element without children is falsy: no `or`
+        aor = _ident(elem if name_id is None else name_id, "aor") or _text(elem, "aor")
         participants[pid] = Participant(pid, _text(elem, "name"), aor)
         for send in _children(elem, "send"):
             sends[(send.text or "").strip()] = pid

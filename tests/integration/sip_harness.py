@@ -1,0 +1,155 @@
+"""A SipServer + CallManager on loopback with a FakeFrameSink, and sipp/RTP helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from alerts.metrics import Metrics
+from streamer.calls import CallManager
+from streamer.config import RtpConfig, SipConfig
+from streamer.g711 import alaw_encode, ulaw_encode
+from streamer.sip import SipServer
+from tests.fakes.audio import speech_like
+from tests.fakes.sinks import FakeFrameSink
+
+SIPP = "/usr/bin/sipp"
+
+
+@dataclass
+class Service:
+    server: SipServer
+    calls: CallManager
+    sink: FakeFrameSink
+    metrics: Metrics
+
+    @property
+    def port(self) -> int:
+        return self.server.udp_port
+
+    def counter(self, name: str, **labels: str) -> float:
+        value = self.metrics.registry.get_sample_value(name, labels)
+        return value or 0.0
+
+
+def free_rtp_range(count: int = 40) -> tuple[int, int]:
+    """A random even-aligned port range, mostly free (the pool skips ports in use)."""
+    base = random.randrange(30000, 60000, 2)
+    return base, base + count
+
+
+@asynccontextmanager
+async def running_service(t1_s: float = 0.5, **sip: object) -> AsyncIterator[Service]:
+    port_min, port_max = free_rtp_range()
+    sip_config = SipConfig.model_validate({"host": "127.0.0.1", "port": 0, **sip})
+    rtp_config = RtpConfig(port_min=port_min, port_max=port_max, jitter_packets=8)
+    metrics = Metrics()
+    sink = FakeFrameSink()
+    calls = CallManager(sip_config, rtp_config, sink, metrics)
+    server = SipServer(sip_config, calls, metrics, timer_t1_s=t1_s)
+    await server.start()
+    try:
+        yield Service(server, calls, sink, metrics)
+    finally:
+        await server.aclose()
+        await calls.aclose()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Poll `predicate` until true (bounded), failing the test on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def write_ulaw_wav(path: Path, duration_s: float, seed: int = 0) -> None:
+    """A speech-like signal as an 8 kHz mu-law WAV, the format sipp's rtp_stream plays."""
+    pcm = speech_like(duration_s, 8000, seed=seed)
+    sf.write(path, pcm, 8000, subtype="ULAW", format="WAV")
+
+
+async def run_sipp(
+    scenario: str, tmp_path: Path, port: int, *extra: str, transport: str = "u1"
+) -> tuple[int, str]:
+    """Run one sipp scenario against 127.0.0.1:port; returns (exit code, its messages)."""
+    scen = tmp_path / f"scen{random.randrange(1 << 30)}.xml"
+    scen.write_text(scenario)
+    rtp_base = random.randrange(40000, 60000, 2)
+    args = [
+        f"127.0.0.1:{port}", "-sf", str(scen), "-i", "127.0.0.1", "-t", transport,
+        "-m", "1", "-timeout", "20s", "-timeout_error", "-nostdin",
+        "-mi", "127.0.0.1", "-mp", str(rtp_base), "-p", str(free_udp_port()),
+        "-trace_err", "-error_file", str(scen) + ".err",
+        *extra,
+    ]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        SIPP, *args, cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    err_file = Path(str(scen) + ".err")
+    errors = err_file.read_text(errors="replace") if err_file.exists() else ""
+    return proc.returncode or 0, stderr.decode(errors="replace") + errors
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def rtp_packets(ssrc: int, pt: int, seconds: float, seed: int) -> list[bytes]:
+    """G.711 RTP packets (20 ms each, PT 0 mu-law or 8 A-law) of a speech-like signal."""
+    pcm = speech_like(seconds, 8000, seed=seed)
+    encode = alaw_encode if pt == 8 else ulaw_encode
+    packets = []
+    for i in range(len(pcm) // 160):
+        header = struct.pack("!BBHII", 0x80, pt, i & 0xFFFF, i * 160, ssrc)
+        packets.append(header + encode(pcm[i * 160 : (i + 1) * 160]))
+    return packets
+
+
+def udp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    return sock
+
+
+async def send_rtp(sock: socket.socket, port: int, packets: list[bytes]) -> None:
+    """Send packets to 127.0.0.1:port paced at 20 ms."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for i, packet in enumerate(packets):
+        sock.sendto(packet, ("127.0.0.1", port))
+        await asyncio.sleep(max(0.0, start + (i + 1) * 0.02 - loop.time()))
+
+
+def answer_ports(sdp: str) -> list[int]:
+    return [int(line.split()[1]) for line in sdp.splitlines() if line.startswith("m=audio")]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def silence_check(pcm: bytes) -> float:
+    return float(np.abs(np.frombuffer(pcm, dtype=np.int16)).mean())

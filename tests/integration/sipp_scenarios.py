@@ -1,0 +1,189 @@
+"""sipp scenarios (UAC side) used by the SIP integration tests."""
+
+from __future__ import annotations
+
+_HEAD = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="{name}">\n'
+_INVITE_HEADERS = """      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-inv-[call_number]-[pid]
+      From: "Alice Tester" <sip:alice@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:+15551230000@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+"""
+_PLAIN_SDP = """      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=alice 53655765 2353687637 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [media_ip]
+      t=0 0
+      m=audio {port} RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=sendrecv
+"""
+_ACK = """  <send>
+    <![CDATA[
+      ACK sip:+15551230000@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Alice Tester" <sip:alice@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+_BYE = """  <send retrans="500">
+    <![CDATA[
+      BYE sip:+15551230000@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Alice Tester" <sip:alice@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+"""
+_ANSWERED = """  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true"/>
+"""
+
+
+def _invite(body: str) -> str:
+    return (
+        '  <send retrans="500">\n    <![CDATA[\n'
+        "      INVITE sip:+15551230000@[remote_ip]:[remote_port] SIP/2.0\n"
+        + _INVITE_HEADERS
+        + body
+        + "    ]]>\n  </send>\n"
+    )
+
+
+def plain_call(wav: str, talk_ms: int) -> str:
+    """INVITE with PCMU, rtp_stream plays `wav` for `talk_ms`, then BYE."""
+    return (
+        _HEAD.format(name="plain")
+        + _invite(_PLAIN_SDP.format(port="[rtpstream_audio_port]"))
+        + _ANSWERED
+        + _ACK
+        + f'  <nop><action><exec rtp_stream="{wav},-1,0"/></action></nop>\n'
+        + f'  <pause milliseconds="{talk_ms}"/>\n'
+        + _BYE
+        + "</scenario>\n"
+    )
+
+
+def siprec_call(ports: tuple[int, int], metadata: str, talk_ms: int) -> str:
+    """A SIPREC INVITE (multipart SDP + metadata) with two labelled sendonly streams."""
+    body = f"""      Content-Type: multipart/mixed;boundary=foobar
+      Require: siprec
+      Content-Length: [len]
+
+      --foobar
+      Content-Type: application/sdp
+
+      v=0
+      o=src 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 127.0.0.1
+      t=0 0
+      m=audio {ports[0]} RTP/AVP 0 8
+      a=label:96
+      a=sendonly
+      m=audio {ports[1]} RTP/AVP 8
+      a=label:97
+      a=sendonly
+      --foobar
+      Content-Type: application/rs-metadata+xml
+      Content-Disposition: recording-session
+
+{metadata}
+      --foobar--
+"""
+    return (
+        _HEAD.format(name="siprec")
+        + _invite(body).replace("+15551230000@[remote_ip]", "srs@[remote_ip]", 1)
+        + _ANSWERED
+        + _ACK
+        + f'  <pause milliseconds="{talk_ms}"/>\n'
+        + _BYE
+        + "</scenario>\n"
+    )
+
+
+def cancelled_call() -> str:
+    """INVITE, wait for 180, CANCEL (same branch), expect 200 then 487, ACK the 487."""
+    same_branch = "branch=z9hG4bK-inv-[call_number]-[pid]"
+    cancel = f"""  <send>
+    <![CDATA[
+      CANCEL sip:+15551230000@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];{same_branch}
+      From: "Alice Tester" <sip:alice@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:+15551230000@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 CANCEL
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200"/>
+  <recv response="487"/>
+"""
+    ack = _ACK.replace("branch=[branch]", same_branch)
+    return (
+        _HEAD.format(name="cancel")
+        + _invite(_PLAIN_SDP.format(port="[media_port]"))
+        + '  <recv response="100" optional="true"/>\n  <recv response="180"/>\n'
+        + cancel
+        + ack
+        + "</scenario>\n"
+    )
+
+
+def silent_call() -> str:
+    """Answered, no RTP at all: expects our BYE (RTP timeout) and answers it 200."""
+    return (
+        _HEAD.format(name="silent")
+        + _invite(_PLAIN_SDP.format(port="[media_port]"))
+        + _ANSWERED
+        + _ACK
+        + '  <recv request="BYE" timeout="10000"/>\n'
+        + """  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+        + "</scenario>\n"
+    )
+
+
+def rejected_call(sdp_media: str) -> str:
+    """INVITE with the given m= section(s); expects 488 and ACKs it."""
+    body = (
+        "      Content-Type: application/sdp\n      Content-Length: [len]\n\n"
+        "      v=0\n      o=a 1 1 IN IP4 [local_ip]\n      s=-\n"
+        "      c=IN IP4 [media_ip]\n      t=0 0\n" + sdp_media
+    )
+    ack = _ACK.replace("branch=[branch]", "branch=z9hG4bK-inv-[call_number]-[pid]")
+    return (
+        _HEAD.format(name="rejected")
+        + _invite(body)
+        + '  <recv response="100" optional="true"/>\n  <recv response="488"/>\n'
+        + ack
+        + "</scenario>\n"
+    )
