@@ -189,7 +189,8 @@ class JitterBuffer:
       packets are released and the skipped ones counted lost.
     - A jump of more than `MAX_DROPOUT` ahead or `MAX_MISORDER` behind is dropped unless
       the next packet follows it, which means the sender restarted its sequence (RFC 3550
-      A.1): the buffer then resets. A new SSRC resets it too, after releasing what waits.
+      A.1): the buffer then resets. A new SSRC resets it too, after releasing what waits;
+      late packets of the SSRC it replaced are dropped (two in sequence switch back).
     - Sequence numbers are extended past 16 bits, so wrap-around needs no special case.
 
     Memory is `capacity` slots whatever arrives. Not thread-safe; used on the event loop.
@@ -210,6 +211,8 @@ class JitterBuffer:
     _highest: int = field(default=0, init=False)
     _waiting: int = field(default=0, init=False)
     _bad_seq: int | None = field(default=None, init=False)
+    _prev_ssrc: int | None = field(default=None, init=False)  # the SSRC before a change
+    _prev_next_seq: int | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.capacity < 2:
@@ -227,11 +230,9 @@ class JitterBuffer:
         """Add one packet; return the packets now released, in sequence order."""
         self.stats.received += 1
         out: list[RtpPacket] = []
-        if packet.ssrc != self._ssrc:
-            if self._ssrc is not None:
-                self.stats.resets += 1
-                self._advance(self._highest + 1, out)
-            self._start(packet.sequence_number, packet.ssrc)
+        if packet.ssrc != self._ssrc and not self._switch_ssrc(packet, out):
+            self.stats.late += 1
+            return out
         ext = self._head + seq_delta(packet.sequence_number, self._head)
         delta = ext - self._head
         if delta >= MAX_DROPOUT or delta < -MAX_MISORDER:
@@ -258,6 +259,25 @@ class JitterBuffer:
         if self._waiting:
             self._advance(self._highest + 1, out)
         return out
+
+    def _switch_ssrc(self, packet: RtpPacket, out: list[RtpPacket]) -> bool:
+        """Reset for a new SSRC; False for a straggler of the SSRC just replaced.
+
+        Going back to the previous SSRC takes two sequential packets of it, so a packet
+        of the old stream that was overtaken by the new one does not flip the buffer.
+        """
+        if self._ssrc is None:
+            self._start(packet.sequence_number, packet.ssrc)
+            return True
+        if packet.ssrc == self._prev_ssrc and packet.sequence_number != self._prev_next_seq:
+            self._prev_next_seq = (packet.sequence_number + 1) % SEQ_MOD
+            return False
+        self.stats.resets += 1
+        self._advance(self._highest + 1, out)
+        previous = self._ssrc
+        self._start(packet.sequence_number, packet.ssrc)
+        self._prev_ssrc, self._prev_next_seq = previous, None
+        return True
 
     def _start(self, seq: int, ssrc: int) -> None:
         # Extended numbers start one wrap up, so late packets never go negative.

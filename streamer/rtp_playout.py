@@ -6,8 +6,9 @@ Pure and synchronous (no sockets, no loop), so it is tested with constructed pac
 Media time follows the RTP timestamp (RFC 3550 §5.1): the audio of each played packet is
 placed where its timestamp says, and any hole before it (lost packets, comfort noise,
 DTMF, silence suppression) becomes zeros, so frames stay continuous whatever the ptime.
-A new SSRC, a hold transition, or a hole longer than `MAX_GAP_FILL_S` re-anchors the
-timeline instead: audio goes on from the current media time without filling.
+A new SSRC, a hold (while it lasts and once after), or a hole longer than
+`MAX_GAP_FILL_S` re-anchors the timeline instead: audio goes on from the current media
+time without filling.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class RtpPlayout:
         self.ignored = 0
         self.unsupported = 0
         self.discontinuities = 0
+        self.held = False  # on hold: play what comes, but fill no gaps
         self._resampler = Resampler(G711_CLOCK_HZ)
         self._decoders: dict[int, Callable[[bytes], npt.NDArray[np.int16]]] = {}
         self._ignored_types: set[int] = set()
@@ -171,7 +173,7 @@ class RtpPlayout:
     def _place(self, packet: RtpPacket, samples: int) -> int:
         """Return how many zero samples go before this packet; advance the timeline."""
         gap = 0
-        if self._reanchor or packet.ssrc != self._ssrc or self._next_ts is None:
+        if self._reanchor or self.held or packet.ssrc != self._ssrc or self._next_ts is None:
             self._reanchor = False
             self._ssrc = packet.ssrc
         else:

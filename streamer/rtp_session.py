@@ -179,7 +179,8 @@ class RtpStream(asyncio.DatagramProtocol):
         if held == self._held:
             return
         self._held = held
-        self._playout.reanchor()  # the hold's silence is not media time
+        self._playout.held = held  # the hold's silence is not media time
+        self._playout.reanchor()
         if held:
             self._unheld.clear()
         else:

@@ -171,3 +171,15 @@ def test_output_is_ordered_and_accounts_for_every_packet(
     assert len(out) + st_.late + st_.duplicate == len(sent)
     if indices:  # every sequence number in the played span is played or lost
         assert len(out) + st_.lost == indices[-1] - indices[0] + 1
+
+
+def test_straggler_of_the_old_ssrc_is_late_but_a_return_to_it_switches_back() -> None:
+    jb = JitterBuffer(capacity=16, loss_after=4)
+    assert feed(jb, [1, 2, 3], ssrc=0xA) == [1, 2, 3]
+    assert feed(jb, [500, 501], ssrc=0xB) == [500, 501]
+    assert jb.push(pkt(4, ssrc=0xA)) == []  # overtaken by the new stream
+    assert jb.stats.late == 1 and jb.stats.resets == 1
+    assert feed(jb, [502], ssrc=0xB) == [502]
+    # The old source really is back: two sequential packets switch to it.
+    assert feed(jb, [10, 11, 12], ssrc=0xA) == [11, 12]
+    assert jb.stats.resets == 2

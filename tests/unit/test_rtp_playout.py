@@ -161,3 +161,14 @@ def test_jitter_estimate_follows_arrival_variation() -> None:
         noisy.receive(p, 10.0 + i * 0.02 + rng.uniform(0, 0.03))
     assert steady.jitter_s < 1e-6
     assert 0.003 < noisy.jitter_s < 0.03
+
+
+def test_no_gap_is_filled_while_held() -> None:
+    playout, sink = make()
+    packets = packetize(sine(1.0))
+    playout.held = True  # music on hold with silence suppression: only 2 of every 5 sent
+    for i, p in enumerate(packets):
+        if i % 5 < 2:
+            playout.receive(p, 1.0)
+    playout.flush(2.0)
+    assert len(sink.frames) == 20
