@@ -111,7 +111,8 @@ class RtpStream(asyncio.DatagramProtocol):
         self._extra = {"call_id": playout.assembler.call_id, "stage": "rtp"}
         self._remote: tuple[str, int] | None = None  # packets must come from here
         self._held = False
-        self._unheld = asyncio.Event()
+        self._fired = False  # on_timeout was called and no RTP came since
+        self._wake = asyncio.Event()  # unhold, or RTP after a timeout: the watcher re-arms
         self._last_rx = clock()
         self._transport: asyncio.DatagramTransport | None = None
         self._lost = asyncio.get_running_loop().create_future()
@@ -156,6 +157,8 @@ class RtpStream(asyncio.DatagramProtocol):
             logger.exception("rtp port %d: packet handling failed", self.port, extra=self._extra)
             return
         self._last_rx = now
+        if self._fired:
+            self._rearm()
         if now - counters.flushed_at >= counters.flush_interval_s:
             counters.flush(self._playout, now)
 
@@ -173,19 +176,27 @@ class RtpStream(asyncio.DatagramProtocol):
         if addr is not None:
             self._remote = (addr[0], addr[1])
         self._playout.set_payload_types(payload_types)
+        self._last_rx = self._clock()  # new media: measure the timeout from now
+        if self._fired:
+            self._rearm()
+
+    def _rearm(self) -> None:
+        self._fired = False
+        self._wake.set()
 
     def set_hold(self, held: bool) -> None:
-        """Hold or resume: while held the timeout is off and gaps are not filled."""
+        """Hold or resume: while held the timeout is off and gaps are not filled.
+
+        Resuming measures the timeout afresh from now.
+        """
         if held == self._held:
             return
         self._held = held
         self._playout.held = held  # the hold's silence is not media time
         self._playout.reanchor()
-        if held:
-            self._unheld.clear()
-        else:
+        if not held:
             self._last_rx = self._clock()
-            self._unheld.set()
+            self._wake.set()
 
     @property
     def stats(self) -> RtpStats:
@@ -225,10 +236,15 @@ class RtpStream(asyncio.DatagramProtocol):
             self._counters.flush(self._playout, self._clock())
 
     async def _watch_timeout(self) -> None:
-        """Fire `on_timeout` once when no RTP came for `timeout_s` (never while held)."""
+        """Call `on_timeout` when no RTP came for `timeout_s`; never while held.
+
+        It fires once per silence: after firing, the watcher sleeps until RTP, an unhold
+        or a new remote re-arms it.
+        """
         while True:
-            if self._held:
-                await self._unheld.wait()
+            if self._held or self._fired:
+                self._wake.clear()
+                await self._wake.wait()
                 continue
             remaining = self._last_rx + self._timeout_s - self._clock()
             if remaining > 0:
@@ -237,11 +253,11 @@ class RtpStream(asyncio.DatagramProtocol):
             logger.info(
                 "rtp port %d: no RTP for %.1f s", self.port, self._timeout_s, extra=self._extra
             )
+            self._fired = True
             try:
                 self._on_timeout()
             except Exception:
                 logger.exception("rtp port %d: on_timeout failed", self.port, extra=self._extra)
-            return
 
 
 async def _cancel_and_wait(task: asyncio.Task[None] | None) -> None:
@@ -299,7 +315,8 @@ async def open_rtp_stream(
         ingress: Label of the RTP counters.
         jitter_packets: Jitter buffer capacity in packets (`[rtp] jitter_packets`).
         timeout_s: Seconds without RTP after which `on_timeout` is called once.
-        on_timeout: Called on the loop; usually ends the call.
+        on_timeout: Called on the loop after `timeout_s` without RTP (not while held);
+            once per silence, again only after RTP, an unhold or `set_remote` re-armed it.
 
     Returns:
         The started stream; `payload_types` default to PCMU/PCMA/CN until `set_remote`.

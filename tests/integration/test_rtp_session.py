@@ -210,7 +210,7 @@ async def test_random_bytes_and_rtcp_do_not_stop_the_stream(
     ) == len(garbage)
 
 
-async def test_timeout_fires_once_but_not_while_held(
+async def test_timeout_fires_once_per_silence_but_not_while_held(
     pool: RtpPortPool, metrics: Metrics, sender: socket.socket
 ) -> None:
     fired: list[float] = []
@@ -233,8 +233,12 @@ async def test_timeout_fires_once_but_not_while_held(
         await asyncio.wait_for(event.wait(), 2.0)
         assert fired[0] - resumed >= 0.2 and fired[0] - last_packet >= 0.15
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(second.wait(), 0.5)
+            await asyncio.wait_for(asyncio.shield(second.wait()), 0.5)
         assert len(fired) == 1
+        # RTP comes back and stops again: a new silence, a new timeout.
+        await send(sender, stream, [packetize(sine(0.02), first_seq=1005)[0].to_bytes()])
+        await asyncio.wait_for(second.wait(), 2.0)
+        assert len(fired) == 2
     finally:
         await stream.aclose()
 
