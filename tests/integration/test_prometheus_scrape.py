@@ -137,7 +137,12 @@ async def _play_call(tmp_path: Path, sip_port: int) -> None:
     proc = await asyncio.create_subprocess_exec(
         SIPP, *args, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), SIPP_TIMEOUT_S)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), SIPP_TIMEOUT_S)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
     errors = tmp_path / "sipp-errors.log"
     detail = errors.read_text(errors="replace") if errors.exists() else out.decode()[-2000:]
     assert proc.returncode == 0, f"sipp exited {proc.returncode}:\n{detail}"
