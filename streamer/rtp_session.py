@@ -136,9 +136,7 @@ class RtpStream(asyncio.DatagramProtocol):
         """Handle one datagram; never raises (a bad packet is counted and skipped)."""
         counters = self._counters
         remote = self._remote
-        if remote is None:
-            self._remote = remote = (addr[0], addr[1])  # latch on the first source
-        elif addr[0] != remote[0] or addr[1] != remote[1]:
+        if remote is not None and (addr[0] != remote[0] or addr[1] != remote[1]):
             counters.unknown_source += 1
             return
         if is_rtcp(data):
@@ -156,6 +154,8 @@ class RtpStream(asyncio.DatagramProtocol):
             counters.decode_errors += 1
             logger.exception("rtp port %d: packet handling failed", self.port, extra=self._extra)
             return
+        if remote is None:  # latch on the first source that sent a valid RTP packet
+            self._remote = (addr[0], addr[1])
         self._last_rx = now
         if self._fired:
             self._rearm()
@@ -169,7 +169,8 @@ class RtpStream(asyncio.DatagramProtocol):
 
         Args:
             addr: The only source accepted, (host, port) as the datagram shows it. None
-                latches on the first source seen, keeping a source already latched.
+                latches on the first source of a valid RTP packet, keeping a source
+                already latched.
             payload_types: Payload type -> upper-case encoding name ("PCMU", "PCMA",
                 "TELEPHONE-EVENT", "CN"); replaces the RFC 3551 static defaults.
         """

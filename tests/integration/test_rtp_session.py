@@ -169,6 +169,9 @@ async def test_latches_on_the_first_source(
 ) -> None:
     sink, stream = sink_stream
     stream.set_remote(None, PAYLOAD_TYPES)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as noise:
+        noise.bind((HOST, 0))
+        await send(noise, stream, [b"\x00garbage", bytes.fromhex("80c90001deadbeef")])
     await send(sender, stream, [p.to_bytes() for p in packetize(sine(0.2))])
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
         other.bind((HOST, 0))
@@ -181,6 +184,7 @@ async def test_latches_on_the_first_source(
     await stream.aclose()
     assert len(sink.frames) == 11
     assert (stream.stats.received, stream.stats.unknown_source) == (11, 11)
+    assert (stream.stats.decode_errors, stream.stats.rtcp) == (1, 1)  # did not latch
 
 
 async def test_random_bytes_and_rtcp_do_not_stop_the_stream(
