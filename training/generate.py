@@ -55,6 +55,7 @@ TTS_CLIPS = {"piper": 300, "kokoro": 200, "espeak-ng": 400, "flite": 250, "festi
 PRIORITY_VOCODERS = ("world", "griffinlim")
 MIN_CLIP_S = 1.0
 TTS_RMS_DBFS = (-32.0, -18.0)
+TTS_NOISE_SNR_DB = (40.0, 65.0)  # white noise floor under TTS output, relative to its RMS
 PEAK_LIMIT = 0.99
 WORKERS = 2
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -109,8 +110,14 @@ def plan_jobs(corpus_dir: Path, seed: int) -> list[Job]:
 
 
 def _set_level(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Scale to a random RMS level in TTS_RMS_DBFS, limiting peaks to PEAK_LIMIT."""
+    """Add a faint noise floor, scale to a random RMS level, limit peaks to PEAK_LIMIT.
+
+    Engines such as espeak-ng emit exact digital silence between words; real recordings
+    (most of them) never do, so a noise floor keeps zero-valued samples from marking TTS.
+    """
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) + 1e-10
+    noise_rms = rms * 10 ** (-rng.uniform(*TTS_NOISE_SNR_DB) / 20)
+    audio = audio + noise_rms * rng.standard_normal(len(audio))
     out = audio * (10 ** (rng.uniform(*TTS_RMS_DBFS) / 20) / rms)
     peak = float(np.max(np.abs(out)))
     return (out * (PEAK_LIMIT / peak) if peak > PEAK_LIMIT else out).astype(np.float32)
