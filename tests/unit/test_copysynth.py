@@ -81,3 +81,15 @@ def test_job_plan_is_deterministic_and_keeps_real_speakers(tmp_path: Path) -> No
     assert "world" not in seen_later and "griffinlim" not in seen_later
     a = job_rng(0, "k").random(3)
     assert np.array_equal(a, job_rng(0, "k").random(3))
+
+
+def test_tts_level_fills_digital_silence_and_stays_in_range() -> None:
+    from training.generate import TTS_RMS_DBFS, _set_level
+
+    speech = np.concatenate([np.zeros(SR // 2), _harmonic_speechlike(), np.zeros(SR // 2)])
+    out = _set_level(speech.astype(np.float32), np.random.default_rng(5))
+    assert out.shape == speech.shape
+    assert np.count_nonzero(out[: SR // 2]) == SR // 2
+    level_db = 20 * np.log10(np.sqrt(np.mean(out.astype(np.float64) ** 2)))
+    assert TTS_RMS_DBFS[0] - 0.5 <= level_db <= TTS_RMS_DBFS[1] + 0.5
+    assert np.max(np.abs(out)) <= 0.99 + 1e-6
