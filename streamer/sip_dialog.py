@@ -111,10 +111,11 @@ class Dialog:
 def transaction_key(request: SipMessage) -> tuple[str, str]:
     """The server transaction a request belongs to (RFC 3261 17.2.3).
 
-    ACK and CANCEL map to their INVITE's transaction. Peers without an RFC 3261 branch
-    are matched on Call-ID, CSeq number and From tag instead.
+    ACK maps to its INVITE's transaction; CANCEL has its own (same branch, method
+    CANCEL). Peers without an RFC 3261 branch are matched on Call-ID, CSeq number and
+    From tag instead.
     """
-    method = "INVITE" if request.method in ("ACK", "CANCEL") else request.method
+    method = "INVITE" if request.method == "ACK" else request.method
     via = parse_via(request.header_values("Via")[0])
     if via.branch.startswith(BRANCH_MAGIC):
         return f"{via.branch}|{via.host}|{via.port}", method

@@ -17,7 +17,9 @@ from typing import cast
 
 logger = logging.getLogger(__name__)
 
-_CONTENT_LENGTH_RE = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d{1,9})[ \t]*$", re.I | re.M)
+_CONTENT_LENGTH_RE = re.compile(
+    rb"^(?:content-length|l)[ \t]*:[ \t]*(\d{1,9})[ \t]*\r?$", re.IGNORECASE | re.MULTILINE
+)
 TCP_IDLE_TIMEOUT_S = 300.0  # an idle connection is closed (RFC 3261 18: a UA may close it)
 
 

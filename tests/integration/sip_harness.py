@@ -99,8 +99,7 @@ async def run_sipp(
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-    err_file = Path(str(scen) + ".err")
-    errors = err_file.read_text(errors="replace") if err_file.exists() else ""
+    errors = await asyncio.to_thread(_read_if_exists, Path(str(scen) + ".err"))
     return proc.returncode or 0, stderr.decode(errors="replace") + errors
 
 
@@ -109,6 +108,10 @@ def free_udp_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+def _read_if_exists(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 def rtp_packets(ssrc: int, pt: int, seconds: float, seed: int) -> list[bytes]:
@@ -153,3 +156,66 @@ def port_is_free(port: int) -> bool:
 
 def silence_check(pcm: bytes) -> float:
     return float(np.abs(np.frombuffer(pcm, dtype=np.int16)).mean())
+
+
+PCMU_SDP = (
+    "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=audio 40000 RTP/AVP 0\r\n"
+)
+
+
+def invite(call_id: str, sdp: str, *, transport: str = "UDP", content_length: bool = True) -> bytes:
+    """A raw INVITE from a Python peer (port 9 in Via: responses go to the source)."""
+    lines = [
+        "INVITE sip:+15550001111@127.0.0.1 SIP/2.0",
+        f"Via: SIP/2.0/{transport} 127.0.0.1:9;branch=z9hG4bK{random.randrange(1 << 40)};rport",
+        "From: <sip:py@127.0.0.1>;tag=py1",
+        "To: <sip:+15550001111@127.0.0.1>",
+        f"Call-ID: {call_id}",
+        "CSeq: 1 INVITE",
+        "Contact: <sip:py@127.0.0.1:9>",
+        "Max-Forwards: 70",
+        "Content-Type: application/sdp",
+    ]
+    if content_length:
+        lines.append(f"Content-Length: {len(sdp)}")
+    return ("\r\n".join(lines) + "\r\n\r\n" + sdp).encode()
+
+
+async def sip_exchange(port: int, data: bytes, *, timeout_s: float = 2.0) -> str:
+    """Send one datagram; return the first non-100 response (or "" on timeout)."""
+    loop = asyncio.get_running_loop()
+    sock = udp_socket()
+    try:
+        sock.sendto(data, ("127.0.0.1", port))
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            try:
+                reply = await asyncio.wait_for(loop.sock_recv(sock, 65536), deadline - loop.time())
+            except TimeoutError:
+                break
+            text = reply.decode(errors="replace")
+            if not text.startswith("SIP/2.0 100 "):
+                return text
+        return ""
+    finally:
+        sock.close()
+
+
+async def tcp_exchange(port: int, data: bytes, *, timeout_s: float = 2.0) -> tuple[str, bool]:
+    """Send bytes over TCP; return (what came back, whether the server closed)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        chunks = []
+        try:
+            while True:
+                chunk = await asyncio.wait_for(reader.read(65536), timeout_s)
+                if not chunk:
+                    return b"".join(chunks).decode(errors="replace"), True
+                chunks.append(chunk)
+        except TimeoutError:
+            return b"".join(chunks).decode(errors="replace"), False
+    finally:
+        writer.close()

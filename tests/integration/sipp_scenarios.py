@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 _HEAD = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="{name}">\n'
-_INVITE_HEADERS = """      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-inv-[call_number]-[pid]
+_INVITE_BRANCH = "branch=z9hG4bK-inv-[call_number]-[pid]"  # CANCEL and non-2xx ACK reuse it
+_INVITE_HEADERS = """      Via: SIP/2.0/[transport] [local_ip]:[local_port];BRANCH
       From: "Alice Tester" <sip:alice@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:+15551230000@[remote_ip]:[remote_port]>
       Call-ID: [call_id]
       CSeq: 1 INVITE
       Contact: <sip:sipp@[local_ip]:[local_port]>
       Max-Forwards: 70
-"""
+""".replace("BRANCH", _INVITE_BRANCH)
 _PLAIN_SDP = """      Content-Type: application/sdp
       Content-Length: [len]
 
@@ -121,7 +122,7 @@ def siprec_call(ports: tuple[int, int], metadata: str, talk_ms: int) -> str:
 
 def cancelled_call() -> str:
     """INVITE, wait for 180, CANCEL (same branch), expect 200 then 487, ACK the 487."""
-    same_branch = "branch=z9hG4bK-inv-[call_number]-[pid]"
+    same_branch = _INVITE_BRANCH
     cancel = f"""  <send>
     <![CDATA[
       CANCEL sip:+15551230000@[remote_ip]:[remote_port] SIP/2.0
@@ -179,7 +180,7 @@ def rejected_call(sdp_media: str) -> str:
         "      v=0\n      o=a 1 1 IN IP4 [local_ip]\n      s=-\n"
         "      c=IN IP4 [media_ip]\n      t=0 0\n" + sdp_media
     )
-    ack = _ACK.replace("branch=[branch]", "branch=z9hG4bK-inv-[call_number]-[pid]")
+    ack = _ACK.replace("branch=[branch]", _INVITE_BRANCH)
     return (
         _HEAD.format(name="rejected")
         + _invite(body)
