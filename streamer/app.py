@@ -16,11 +16,15 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from alerts.auth import UserStore
+from alerts.dashboard import Console, server_ssl_context
 from alerts.delivery import JsonlSink, LogSink, Sink, SinkRunner
 from alerts.events import EventBus
 from alerts.metrics import Metrics
 from alerts.scoring import VerdictBoard
 from alerts.store import Store, StoreSink
+from alerts.syslog_sink import SyslogSink
+from alerts.webhook import WebhookSink
 from inference.call import Pipeline
 from inference.model import OnnxModel
 from inference.runtime import BatchingRuntime
@@ -118,7 +122,23 @@ class Service:
         await self.store.start()
         self._start_sinks()
         pipeline = self.analysis.pipeline
-        self.whip = WhipIngress(self.config.whip, pipeline, self.metrics)
+        users = await asyncio.to_thread(UserStore, self.config.store.path)
+        self.console = Console(
+            self.config.console,
+            self.analysis.board,
+            self.store,
+            users,
+            self.bus,
+            window_s=self.config.model.window_s or model.manifest.window_s,
+            secure=bool(self.config.http.tls_cert),
+            whip_call=lambda sid: (
+                s.call_id if self.whip and (s := self.whip.sessions.get(sid)) else None
+            ),
+        )
+        await self.console.restore_alerts()
+        self.whip = WhipIngress(
+            self.config.whip, pipeline, self.metrics, extra_auth=self.console.whip_auth
+        )
         self.calls = CallManager(
             self.config.sip, self.config.rtp, self.analysis.pipeline, self.metrics
         )
@@ -140,6 +160,10 @@ class Service:
             sinks.append(LogSink())
         if self.events_path:
             sinks.append(JsonlSink(Path(self.events_path)))
+        if self.config.webhook.url:
+            sinks.append(WebhookSink(self.config.webhook, self.metrics))
+        if self.config.syslog.target:
+            sinks.append(SyslogSink(self.config.syslog))
         for sink in sinks:
             runner = SinkRunner(sink, self.bus, self.metrics)
             runner.start()
@@ -152,11 +176,14 @@ class Service:
         app.router.add_get("/healthz", _healthz)
         app.router.add_get("/readyz", _readyz)
         app.router.add_get("/metrics", _metrics)
+        self.console.setup(app)
         if self.whip is not None:
             app.add_routes(self.whip.routes())
         self.http_runner = web.AppRunner(app, access_log=None)
         await self.http_runner.setup()
-        site = web.TCPSite(self.http_runner, self.config.http.host, self.config.http.port)
+        http = self.config.http
+        tls = server_ssl_context(http.tls_cert, http.tls_key)
+        site = web.TCPSite(self.http_runner, http.host, http.port, ssl_context=tls)
         await site.start()
         self.http_port = _bound_port(site)
 

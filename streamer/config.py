@@ -16,7 +16,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from alerts.config import EventsConfig, StoreConfig, VerdictConfig
+from alerts.config import (
+    ConsoleConfig,
+    EventsConfig,
+    StoreConfig,
+    SyslogConfig,
+    VerdictConfig,
+    WebhookConfig,
+)
 from inference.config import ModelConfig, VadConfig
 from streamer.errors import ConfigError
 
@@ -108,6 +115,9 @@ class AppConfig(_Frozen):
     store: StoreConfig = StoreConfig()
     events: EventsConfig = EventsConfig()
     audio: AudioConfig = AudioConfig()
+    console: ConsoleConfig = ConsoleConfig()
+    webhook: WebhookConfig = WebhookConfig()
+    syslog: SyslogConfig = SyslogConfig()
 
     def model_path(self) -> Path:
         """The model file; a relative path is taken from the working directory, else the project."""
