@@ -141,8 +141,8 @@ class FileReport:
         return out
 
     def to_json_line(self) -> str:
-        """One line of JSON (with the newline) for `--json`."""
-        return json.dumps(self.to_dict(), ensure_ascii=False) + "\n"
+        """One line of JSON (without the newline) for `--json`."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:

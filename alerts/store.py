@@ -88,6 +88,19 @@ class Store:
         # submitted before it (queued or in progress) has been committed or failed.
         await self._call(_nothing)
 
+    async def writable(self) -> bool:
+        """Whether the database takes writes now: a write lock is taken and released."""
+        try:
+            await self._call(self._probe_write)
+        except (sqlite3.Error, RuntimeError, OSError):
+            return False
+        return True
+
+    def _probe_write(self) -> None:
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+
     # -- queries ---------------------------------------------------------------------------
 
     async def calls(

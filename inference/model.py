@@ -148,6 +148,15 @@ def choose_providers(requested: Sequence[str], available: Sequence[str]) -> list
     return chosen
 
 
+ORT_LOG_WARNINGS = 2
+ORT_LOG_ERRORS_ONLY = 4  # "fatal" in onnxruntime's scale: its CUDA probe logs at error
+
+
+def _no_gpu() -> bool:
+    """Whether this machine shows no NVIDIA device (then CUDA load errors are expected)."""
+    return not Path("/dev/nvidiactl").exists()
+
+
 def _session_options(intra_op_threads: int) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads  # 0 = onnxruntime's default
@@ -222,6 +231,10 @@ class OnnxModel:
             raise FileNotFoundError(str(onnx_path))
         manifest = ModelManifest.from_file(onnx_path.with_suffix(".json"))
         chosen = choose_providers(providers, ort.get_available_providers())
+        # The GPU build lists CUDA even where its libraries are missing; onnxruntime then
+        # prints library-load errors and falls back by itself. The fallback is reported
+        # below in one clear line, so its own noise is kept to errors that matter.
+        ort.set_default_logger_severity(ORT_LOG_ERRORS_ONLY if _no_gpu() else ORT_LOG_WARNINGS)
         session = ort.InferenceSession(
             str(onnx_path), _session_options(intra_op_threads), providers=chosen
         )

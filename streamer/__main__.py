@@ -8,6 +8,7 @@ import getpass
 import logging
 import sys
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from streamer.config import load_config
@@ -46,7 +47,9 @@ def _run(main: Coroutine[Any, Any, int | None]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clonewatch", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="clonewatch", description="Real-time voice-clone detection for monitored lines."
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -61,6 +64,28 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=["operator", "supervisor"], required=True)
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.add_argument("--config", help="TOML file over the embedded defaults")
+
+    replay = sub.add_parser("replay", help="replay recordings and captures through the pipeline")
+    replay.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    replay.add_argument("--json", type=Path, help="one JSON line per input file")
+    replay.add_argument("--timeline", type=Path, metavar="DIR", help="per-window CSV per file")
+    replay.add_argument("--plot", type=Path, metavar="DIR", help="a PNG per file")
+    replay.add_argument("--realtime", action="store_true", help="pace input like a live call")
+    replay.add_argument("--workers", type=int, default=0, help="processes; 0 = one per core")
+    replay.add_argument("--config", help="TOML file over the embedded defaults")
+
+    evaluate = sub.add_parser("evaluate", help="error rates of a model on labelled audio")
+    evaluate.add_argument("data", type=Path, metavar="MANIFEST_OR_DIR")
+    evaluate.add_argument("--json", type=Path, help="write the report as JSON")
+    evaluate.add_argument("--plot", type=Path, metavar="FILE", help="DET plot as PNG")
+    evaluate.add_argument("--split", help="only rows of this split (manifest column `split`)")
+    evaluate.add_argument("--channel", help="only this simulated channel")
+    evaluate.add_argument("--model", type=Path, help="model .onnx (default: the configured one)")
+    evaluate.add_argument("--config", help="TOML file over the embedded defaults")
+
+    from streamer.call_client import add_arguments
+
+    add_arguments(sub.add_parser("call", help="play a recording into a service as a live call"))
     return parser
 
 
@@ -94,7 +119,40 @@ def _cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": _cmd_serve, "users": _cmd_users}
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from streamer.replay_command import ReplayOptions, run_replay
+
+    options = ReplayOptions(args.json, args.timeline, args.plot, args.realtime, args.workers)
+    return run_replay(args.paths, load_config(args.config), options)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from inference.evaluate import run_evaluate
+
+    model = args.model or load_config(args.config).model_path()
+    return run_evaluate(
+        args.data,
+        model,
+        json_out=args.json,
+        plot_out=args.plot,
+        split=args.split,
+        channel=args.channel,
+    )
+
+
+def _cmd_call(args: argparse.Namespace) -> int:
+    from streamer.call_client import run_call
+
+    return _run(run_call(args))
+
+
+COMMANDS = {
+    "serve": _cmd_serve,
+    "users": _cmd_users,
+    "replay": _cmd_replay,
+    "evaluate": _cmd_evaluate,
+    "call": _cmd_call,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

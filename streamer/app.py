@@ -21,9 +21,11 @@ from alerts.dashboard import Console, server_ssl_context
 from alerts.delivery import JsonlSink, LogSink, Sink, SinkRunner
 from alerts.events import EventBus
 from alerts.metrics import Metrics
+from alerts.report import ScoreTee
 from alerts.scoring import VerdictBoard
 from alerts.store import Store, StoreSink
 from alerts.syslog_sink import SyslogSink
+from alerts.types import ScoreSink
 from alerts.webhook import WebhookSink
 from inference.call import Pipeline
 from inference.model import OnnxModel
@@ -68,12 +70,24 @@ def load_model(config: AppConfig) -> OnnxModel:
 
 
 def build_analysis(
-    config: AppConfig, model: OnnxModel, bus: EventBus, metrics: Metrics
+    config: AppConfig,
+    model: OnnxModel,
+    bus: EventBus,
+    metrics: Metrics,
+    score_tap: ScoreSink | None = None,
 ) -> Analysis:
-    """Wire runtime, pipeline and board for `model`; call `runtime.start()` on the loop."""
+    """Wire runtime, pipeline and board for `model`; call `runtime.start()` on the loop.
+
+    `score_tap` also receives everything the board receives (replay's report recorder).
+    """
     manifest = model.manifest
     metrics.model_info.info(
-        {"name": manifest.name, "version": manifest.version, "provider": model.provider}
+        {
+            "name": manifest.name,
+            "version": manifest.version,
+            "provider": model.provider,
+            "configured_providers": ",".join(config.model.providers),
+        }
     )
     board = VerdictBoard(
         config.verdict,
@@ -86,7 +100,7 @@ def build_analysis(
     runtime = BatchingRuntime(model, config.model, metrics)
     pipeline = Pipeline(
         runtime=runtime,
-        scores=board,
+        scores=board if score_tap is None else ScoreTee(board, score_tap),
         vad=config.vad,
         window_s=config.model.window_s or manifest.window_s,
         hop_s=config.model.hop_s or manifest.hop_s,
@@ -192,10 +206,9 @@ class Service:
         if self.analysis is None or self.sip is None or self.http_port == 0:
             return False
         try:
-            await asyncio.wait_for(self.store.flush(), READY_STORE_TIMEOUT_S)
-        except (TimeoutError, OSError, RuntimeError):
+            return await asyncio.wait_for(self.store.writable(), READY_STORE_TIMEOUT_S)
+        except TimeoutError:
             return False
-        return True
 
     async def aclose(self) -> None:
         """Stop taking calls, end the calls (scoring what is pending), drain the sinks."""
