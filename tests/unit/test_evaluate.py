@@ -1,0 +1,149 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from inference.eer import det_curve, eer, rates_at, threshold_at_fpr
+from inference.evaldata import load_items, trim_silence, windows_of
+from inference.evaluate import run_evaluate
+from tests.fakes.models import write_test_model
+
+pytestmark = pytest.mark.unit
+
+
+def test_perfect_separation_has_zero_eer() -> None:
+    rate, threshold = eer([0.1, 0.2, 0.3, 0.7, 0.8, 0.9], [0, 0, 0, 1, 1, 1])
+    assert rate == 0.0
+    assert 0.3 < threshold <= 0.7
+
+
+def test_inverted_scores_have_eer_one() -> None:
+    rate, _ = eer([0.9, 0.8, 0.1, 0.2], [0, 0, 1, 1])
+    assert rate == pytest.approx(1.0)
+
+
+def test_identical_scores_give_half() -> None:
+    rate, threshold = eer([0.5] * 6, [0, 0, 0, 1, 1, 1])
+    assert rate == pytest.approx(0.5)
+    assert threshold == 0.5
+
+
+def test_one_swap_in_four_gives_quarter() -> None:
+    # humans .1 .2 .3 .4, synthetic .25 .35 .45 .55: at 0.35 one of each is wrong
+    human = [0.1, 0.2, 0.3, 0.4]
+    synth = [0.25, 0.35, 0.45, 0.55]
+    rate, threshold = eer(human + synth, [0] * 4 + [1] * 4)
+    assert rate == pytest.approx(0.25)
+    assert threshold == pytest.approx(0.35)
+
+
+def test_eer_of_gaussians_matches_theory() -> None:
+    rng = np.random.default_rng(0)
+    n = 200_000
+    scores = np.concatenate([rng.normal(0, 1, n), rng.normal(2, 1, n)])
+    rate, threshold = eer(scores, np.r_[np.zeros(n), np.ones(n)])
+    assert rate == pytest.approx(0.158655, abs=0.003)  # Phi(-1)
+    assert threshold == pytest.approx(1.0, abs=0.02)
+
+
+def test_threshold_at_one_percent_false_alarms() -> None:
+    human = np.arange(1000) / 1000.0  # 0.000 .. 0.999
+    synth = np.array([0.985, 0.995, 0.5])
+    thr, fa, miss = threshold_at_fpr(np.r_[human, synth], np.r_[np.zeros(1000), np.ones(3)])
+    assert fa <= 0.01
+    assert fa == pytest.approx(0.01)
+    assert thr == pytest.approx(0.990)
+    assert miss == pytest.approx(2 / 3)
+    assert rates_at(human, np.zeros(1000), thr)[0] == pytest.approx(0.01)
+
+
+def test_det_curve_is_monotone_and_ends_at_nothing_alarms() -> None:
+    rng = np.random.default_rng(1)
+    curve = det_curve(rng.random(50), rng.integers(0, 2, 50))
+    assert np.all(np.diff(curve.miss) >= 0)
+    assert np.all(np.diff(curve.false_alarm) <= 0)
+    assert (curve.miss[-1], curve.false_alarm[-1]) == (1.0, 0.0)
+    assert curve.false_alarm[0] == 1.0
+
+
+def test_eer_needs_both_classes() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        eer([0.1, 0.2], [0, 0])
+
+
+def test_trim_and_windows() -> None:
+    x = np.zeros(16000 * 3, np.float32)
+    x[16000:32000] = 0.5 * np.sin(np.arange(16000) * 0.3)
+    trimmed = trim_silence(x)
+    assert len(trimmed) == 16000
+    assert len(windows_of(trimmed, 8000, 6)) == 2
+    short = windows_of(trimmed[:4000], 8000, 6)
+    assert len(short) == 1
+    assert short[0].shape == (8000,)
+
+
+def _tone(path: Path, peak: float) -> None:
+    t = np.arange(16000) / 16000.0
+    sf.write(path, (peak * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+
+
+def test_run_evaluate_on_folders(tmp_path: Path) -> None:
+    # peak model: logit grows with max|x|, so the scores order like the peaks above
+    model = write_test_model(tmp_path / "m", kind="peak", gain=20.0, ref_rms=0.3, window_s=1.0)
+    for label, peaks in (("bonafide", [0.1, 0.2, 0.3, 0.4]), ("spoof", [0.25, 0.35, 0.45, 0.55])):
+        (tmp_path / "set" / label / "sysA").mkdir(parents=True)
+        for k, peak in enumerate(peaks):
+            _tone(tmp_path / "set" / label / "sysA" / f"{k}.wav", peak)
+    out, plot = tmp_path / "r.json", tmp_path / "det.png"
+    status = run_evaluate(
+        tmp_path / "set", model, json_out=out, plot_out=plot, split=None, channel="wideband"
+    )
+    assert status == 0
+    report = json.loads(out.read_text())
+    wide = report["channels"]["wideband"]
+    assert wide["eer"] == pytest.approx(0.25)
+    assert wide["windows"] == {"human": 4, "synthetic": 4}
+    assert wide["systems"]["sysA (spoof)"]["windows"] == 4
+    assert wide["systems"]["sysA (spoof)"]["eer"] == pytest.approx(0.25)
+    assert wide["systems"]["sysA (bonafide)"]["label"] == "bonafide"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_evaluate_manifest_with_split(tmp_path: Path) -> None:
+    model = write_test_model(tmp_path / "m", kind="peak", gain=20.0, ref_rms=0.3, window_s=1.0)
+    rows = ["path,label,system,split"]
+    for k, (peak, label, split) in enumerate(
+        [(0.1, "bonafide", "dev"), (0.6, "spoof", "dev"), (0.9, "bonafide", "train")]
+    ):
+        _tone(tmp_path / f"{k}.flac", peak)
+        rows.append(f"{k}.flac,{label},s{k},{split}")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    assert len(load_items(tmp_path / "manifest.csv", "dev")) == 2
+    out = tmp_path / "r.json"
+    status = run_evaluate(
+        tmp_path / "manifest.csv", model, json_out=out, plot_out=None, split="dev", channel=None
+    )
+    assert status == 0
+    report = json.loads(out.read_text())
+    assert set(report["channels"]) == {"wideband", "telephone"}
+    assert report["channels"]["telephone"]["eer"] == 0.0
+
+
+def test_run_evaluate_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = write_test_model(tmp_path / "m", kind="peak")
+    assert (
+        run_evaluate(
+            tmp_path / "missing.csv", model, json_out=None, plot_out=None, split=None, channel=None
+        )
+        == 2
+    )
+    (tmp_path / "one.csv").write_text("path,label\na.wav,bonafide\n")
+    assert (
+        run_evaluate(
+            tmp_path / "one.csv", model, json_out=None, plot_out=None, split=None, channel=None
+        )
+        == 2
+    )
+    assert "need both" in capsys.readouterr().err
