@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import av
+import numpy as np
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -216,9 +217,12 @@ class WhipIngress:
         try:
             while True:
                 frame = await asyncio.wait_for(track.recv(), self.config.media_timeout_s)
+                if not isinstance(frame, av.AudioFrame):
+                    continue
                 now = time.monotonic()
                 for out in resampler.resample(frame):
-                    for audio in assembler.push(out.to_ndarray().reshape(-1), now):
+                    pcm = np.asarray(out.to_ndarray(), dtype=np.int16).reshape(-1)
+                    for audio in assembler.push(pcm, now):
                         self.sink.push(audio)
         except MediaStreamError:
             pass
