@@ -179,7 +179,7 @@ async def test_live_feed_catches_up_after_reconnect(service: Service) -> None:
         await login(http, service)
         async with http.get(url + "/api/calls") as resp:
             snap = await resp.json()
-        params = {"after": snap["cursor"], "boot": snap["boot"]}
+        params: dict[str, str | int] = {"after": snap["cursor"], "boot": snap["boot"]}
         async with http.ws_connect(ws_url, params=params) as ws:
             (hello,) = await _read_events(ws, "hello")
             assert hello["resync"] is False
@@ -193,7 +193,11 @@ async def test_live_feed_catches_up_after_reconnect(service: Service) -> None:
         assert raised[0]["call_id"] == call_id and raised[0]["seq"] > snap["cursor"]
         assert [e["type"] for e in events[1:3]] == ["call.started", "participant.joined"]
         # A cursor from another process (a restart): resync, and catch up from the store.
-        stale = {"after": 1, "boot": "not-this-process", "since": "2000-01-01T00:00:00Z"}
+        stale: dict[str, str | int] = {
+            "after": 1,
+            "boot": "not-this-process",
+            "since": "2000-01-01T00:00:00Z",
+        }
         async with http.ws_connect(ws_url, params=stale) as ws:
             events = await _read_events(ws, "alert.raised")
         assert events[0]["resync"] is True
