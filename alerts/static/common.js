@@ -158,4 +158,5 @@ CW.drawTimeline = function (canvas, data) {
     ctx.fillStyle = v.verdict === "synthetic" ? "#ff3b3b" : "#bbb";
     ctx.fillRect(x(v.media_s) - 1, padT, 2, 8);
   }
+  canvas.dataset.points = String(spans.length);
 };
