@@ -344,12 +344,14 @@ async def run_call(args: argparse.Namespace) -> int:
     """Run `clonewatch call`: prints the call id first; returns the exit status.
 
     Failures (unreadable file, no answer, rejected) are printed to stderr as one line and
-    give status 1; a bad argument or `--whip` (not implemented yet) gives 2.
+    give status 1; a bad argument gives 2.
     """
-    if args.whip:
-        print("clonewatch call: --whip is not implemented yet; use --sip", file=sys.stderr)
-        return 2
     try:
+        if args.whip:
+            from streamer.whip_client import place_whip_call
+
+            await place_whip_call(args.file, args.whip, args.token)
+            return 0
         return await _run_sip_call(args)
     except ValueError as exc:
         print(f"clonewatch call: {exc}", file=sys.stderr)

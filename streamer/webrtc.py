@@ -129,7 +129,11 @@ class WhipIngress:
             status=201,
             text=answer,
             content_type=SDP_TYPE,
-            headers={"Location": location, "ETag": f'"{session.session_id}"'},
+            headers={
+                "Location": location,
+                "ETag": f'"{session.session_id}"',
+                "X-Clonewatch-Call-Id": session.call_id,
+            },
         )
 
     async def handle_delete(self, request: web.Request) -> web.Response:
