@@ -9,6 +9,7 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --n
 # System tools the suite drives: SIP peers, speech for fixtures, a browser, Prometheus.
 TEST_SYS_PKGS := sip-tester espeak-ng sox tshark prometheus chromium
 PYTEST_ARGS ?=
+LINT_DIRS := streamer inference alerts training tests benchmarks
 
 .PHONY: run install install-test sysdeps-test lint typecheck test test-fast bench train eval clean
 
@@ -42,8 +43,8 @@ run: install
 	$(VENV)/bin/clonewatch serve
 
 lint: install-test
-	$(VENV)/bin/ruff check streamer inference alerts tests benchmarks
-	$(VENV)/bin/ruff format --check streamer inference alerts tests benchmarks
+	$(VENV)/bin/ruff check $(LINT_DIRS)
+	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 
 typecheck: install-test
 	$(VENV)/bin/mypy
