@@ -6,6 +6,7 @@ import asyncio
 import fractions
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import av
 import numpy as np
@@ -154,8 +155,10 @@ async def test_patch_is_refused_and_unknown_session_is_404(whip) -> None:  # typ
 async def test_ten_peers_then_all_closed_leave_nothing_behind(whip) -> None:  # type: ignore[no-untyped-def]
     ingress, sink, base = whip
     tasks_before = len(asyncio.all_tasks())
+    sockets_before = _open_sockets()
     async with ClientSession() as http:
         peers = await asyncio.gather(*(_publish(http, base) for _ in range(10)))
+        assert _open_sockets() > sockets_before + 10  # ICE transports of both sides
         await _until(lambda: len({f.call_id for f in sink.frames}) == 10, timeout_s=20.0)
         for pc, _ in peers:
             await pc.close()  # peers go away without DELETE: ICE/media loss must clean up
@@ -163,3 +166,17 @@ async def test_ten_peers_then_all_closed_leave_nothing_behind(whip) -> None:  # 
     assert ingress.sessions == {}
     assert set(sink.closed.values()) <= {"hangup", "ice-closed", "ice-failed", "media-timeout"}
     await _until(lambda: len(asyncio.all_tasks()) <= tasks_before, timeout_s=5.0)
+    await _until(lambda: _open_sockets() <= sockets_before, timeout_s=5.0)  # no port left bound
+
+
+def _open_sockets() -> int:
+    """Sockets this process holds (ICE ports of the peer connections among them)."""
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if "socket:" in _readlink(fd))
+
+
+def _readlink(path: Path) -> str:
+    try:
+        return str(path.readlink())
+    except OSError:
+        return ""
