@@ -4,6 +4,8 @@
 Single keys are overridden by environment variables `CLONEWATCH_SECTION__KEY`, e.g.
 `CLONEWATCH_SIP__PORT=5070`; values are read as TOML values (`5070`, `true`, `["a"]`)
 and otherwise as plain strings. A bad value raises `ConfigError` naming the key.
+Secrets (`ENV_ONLY_KEYS`) are taken only from the environment: a config file that
+writes one is refused, so a secret never lands in a file that gets copied or committed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SIP_PORT = 5060
 RTP_TIMEOUT_S = 30.0
 MAX_CALLS = 500
+ENV_ONLY_KEYS = (("webhook", "secret"),)  # (section, key) pairs a file may not set
+MAX_SIP_TRANSACTIONS = 10_000
+MAX_TCP_CONNECTIONS = 1_000
+SHUTDOWN_BYE_TIMEOUT_S = 2.0
 
 
 class _Frozen(BaseModel):
@@ -50,6 +56,15 @@ class SipConfig(_Frozen):
     advertised_host: str = Field("", description="address put in SDP/Contact; '' = auto")
     max_message_bytes: int = Field(65_535, ge=1024, le=1_048_576)
     answer_delay_ms: int = Field(0, ge=0, le=60_000, description="ring before answering")
+    max_transactions: int = Field(
+        MAX_SIP_TRANSACTIONS, ge=16, le=1_000_000, description="past it the oldest is expired"
+    )
+    max_tcp_connections: int = Field(
+        MAX_TCP_CONNECTIONS, ge=1, le=100_000, description="past it new ones are refused"
+    )
+    shutdown_bye_timeout_s: float = Field(
+        SHUTDOWN_BYE_TIMEOUT_S, ge=0.0, le=60.0, description="wait for BYE answers at shutdown"
+    )
 
 
 class RtpConfig(_Frozen):
@@ -136,6 +151,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     data = _read_toml(DEFAULT_CONFIG)
     if path is not None:
         _merge(data, _read_toml(Path(path)))
+    _refuse_file_secrets(data, path or DEFAULT_CONFIG)
     _apply_env(data, os.environ if env is None else env)
     try:
         return AppConfig.model_validate(data)
@@ -151,6 +167,17 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _refuse_file_secrets(data: Mapping[str, Any], path: str | Path) -> None:
+    for section, key in ENV_ONLY_KEYS:
+        values = data.get(section)
+        if isinstance(values, Mapping) and values.get(key):
+            env_name = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+            raise ConfigError(
+                f"{path}: {section}.{key} must not be written in a config file; "
+                f"set it in the environment as {env_name}"
+            )
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> None:
@@ -169,7 +196,10 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
         data.setdefault(section, {})
         if not isinstance(data[section], dict):
             raise ConfigError(f"{name}: [{section}] is not a section")
-        data[section][key] = _parse_env_value(raw)
+        value = _parse_env_value(raw)
+        if (section, key) in ENV_ONLY_KEYS and not isinstance(value, str):
+            value = raw  # a secret is text as given, even when it looks like a number
+        data[section][key] = value
 
 
 def _parse_env_value(raw: str) -> Any:
@@ -183,6 +213,6 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
-        given = err.get("input")
+        given = "<hidden>" if tuple(err["loc"][:2]) in ENV_ONLY_KEYS else err.get("input")
         lines.append(f"{key}: {err['msg']} (got {given!r})")
     return "invalid configuration:\n  " + "\n  ".join(lines)
