@@ -79,7 +79,11 @@ class WebhookSink:
         self._config = config
         self._metrics = metrics
         self._name = name
-        self._secret = config.secret.get_secret_value().encode()
+        if not config.secret.get_secret_value():
+            logger.warning(
+                "webhook secret is empty: set CLONEWATCH_WEBHOOK__SECRET in the environment",
+                extra={"stage": "webhook"},
+            )
         self._types = frozenset(config.types)
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -159,7 +163,8 @@ class WebhookSink:
             EVENT_HEADER: str(event.type),
             DELIVERY_HEADER: delivery,
             TIMESTAMP_HEADER: str(int(time.time())),
-            SIGNATURE_HEADER: sign(self._secret, body),
+            # The secret stays a SecretStr until this line, so no repr or log can show it.
+            SIGNATURE_HEADER: sign(self._config.secret.get_secret_value().encode(), body),
         }
         timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)
         try:

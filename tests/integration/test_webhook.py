@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -202,3 +203,35 @@ async def test_dead_letter_after_last_try_and_other_sinks_not_delayed(tmp_path: 
     assert all(r["tries"] == 3 and r["error"] for r in records)
     assert SECRET not in dead.read_text()
     assert metrics.sink_failures_total.labels("webhook")._value.get() == 9
+
+
+async def test_secret_never_logged_nor_dead_lettered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, every level
+    receiver = Receiver(fail_first=1)  # one retried try, then a delivery
+    await receiver.start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]  # nothing listens here
+    bus, metrics = EventBus(), Metrics()
+    good = WebhookSink(_config(f"http://127.0.0.1:{receiver.port}/hook", tmp_path), metrics)
+    bad = WebhookSink(
+        _config(f"http://127.0.0.1:{dead_port}/hook", tmp_path, max_attempts=2), metrics, "bad"
+    )
+    runners = [SinkRunner(good, bus, metrics), SinkRunner(bad, bus, metrics)]
+    for runner in runners:
+        runner.start()
+    dead = tmp_path / "dead.jsonl"
+    try:
+        bus.publish(_alert(7))
+        await wait_for(lambda: _async(receiver.received and dead.exists()), what="both outcomes")
+    finally:
+        for runner in runners:
+            await runner.aclose()
+        await receiver.stop()
+    assert receiver.tries == 2 and receiver.bad_signatures == 0
+    assert "webhook gave up" in caplog.text  # the failure was logged ...
+    assert SECRET not in caplog.text  # ... without the secret
+    assert SECRET not in dead.read_text()
+    assert SECRET not in repr(good.__dict__)  # the config's repr masks it
