@@ -9,6 +9,7 @@
     GET  /api/events                     ?after_id=&since=&limit=  (store catch-up)
     GET  /api/whip/{session}             the call id of a WHIP session (test-call page)
     POST /api/alerts/{alert}/acknowledge | dismiss {"reason"} | escalate {"note"}
+                                         (an escalated alert: dismiss is supervisors' only)
 
 Every query value is checked (400 on a bad one); every value reaches SQL as a bound
 parameter (see `alerts.store`).
@@ -26,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from alerts.auth import Role
 from alerts.console_auth import JSON, SESSION_KEY
 from alerts.console_live import LiveFeed, parse_time
 from alerts.events import Event
@@ -193,14 +195,21 @@ class ConsoleApi:
         return web.json_response({"call_id": call_id})
 
     async def act(self, request: web.Request) -> web.Response:
-        """Acknowledge, dismiss (with a reason) or escalate (with a note) an alert."""
+        """Acknowledge, dismiss (with a reason) or escalate (with a note) an alert.
+
+        Roles: once an alert has been escalated, only a supervisor may dismiss it as a
+        false alarm (403 for an operator); anyone may still acknowledge or re-escalate it.
+        """
         alert_id = request.match_info["alert_id"]
         action = request.match_info["action"]
         if not ALERT_ID.match(alert_id) or action not in ("acknowledge", "dismiss", "escalate"):
             raise web.HTTPNotFound(text='{"error": "no such alert action"}', content_type=JSON)
         body = await _json_body(request)
-        user = request[SESSION_KEY].name
+        session = request[SESSION_KEY]
+        user = session.name
         try:
+            if action == "dismiss" and session.role != Role.SUPERVISOR:
+                await self._refuse_if_escalated(alert_id)
             if action == "acknowledge":
                 event = self.board.acknowledge(alert_id, user)
             elif action == "dismiss":
@@ -215,18 +224,34 @@ class ConsoleApi:
         stored = await self._wait_stored(event)
         return web.json_response({"event": event.to_dict(), "stored": stored})
 
+    async def _refuse_if_escalated(self, alert_id: str) -> None:
+        """403 when the alert was ever escalated (that decision is a supervisor's)."""
+        await self.store.flush()
+        stored = await self._stored_alert(self.board.alert(alert_id).call_id, alert_id)
+        if stored and any(a["action"] == "escalated" for a in stored["actions"]):
+            raise web.HTTPForbidden(
+                text='{"error": "only a supervisor may dismiss an escalated alert"}',
+                content_type=JSON,
+            )
+
+    async def _stored_alert(self, call_id: str, alert_id: str) -> dict[str, Any] | None:
+        call = await self.store.call(call_id)
+        for alert in (call or {}).get("alerts", []):
+            if alert["alert_id"] == alert_id:
+                return alert  # type: ignore[no-any-return]
+        return None
+
     async def _wait_stored(self, event: Event) -> bool:
         """Wait (bounded) until the store holds the action, so an answer means it is on disk."""
         deadline = time.monotonic() + self.store_timeout_s
         action = str(event.type).removeprefix("alert.")
         while time.monotonic() < deadline:
             await self.store.flush()
-            call = await self.store.call(event.call_id)
-            for alert in (call or {}).get("alerts", []):
-                if alert["alert_id"] == event.alert_id and any(
-                    a["ts"] == event.ts and a["action"] == action for a in alert["actions"]
-                ):
-                    return True
+            alert = await self._stored_alert(event.call_id, event.alert_id or "")
+            if alert and any(
+                a["ts"] == event.ts and a["action"] == action for a in alert["actions"]
+            ):
+                return True
             await asyncio.sleep(STORE_POLL_S)
         logger.warning("action not stored in time", extra={"call_id": event.call_id})
         return False

@@ -33,7 +33,7 @@ async function load() {
     tr.appendChild(td);
     tr.appendChild(CW.el("td", {}, CW.fmtScore(c.max_score)));
     tr.appendChild(CW.el("td", {}, c.media_s === null ? "live" : CW.fmtDuration(c.media_s)));
-    tr.appendChild(CW.el("td", {}, c.call_id));
+    tr.appendChild(CW.el("td", {"class": "call-id", "title": c.call_id}, c.call_id));
     frag.appendChild(tr);
   }
   document.getElementById("history-body").replaceChildren(frag);

@@ -1,7 +1,9 @@
 "use strict";
 // Live console: active calls, alerts with actions, a per-participant timeline.
 // Events only change the model; rendering is batched to one pass per animation frame
-// (at most every RENDER_MS), and rows are reused, so 200 busy calls stay cheap.
+// (at most every RENDER_MS), rows are reused and cells only written when their text
+// changes, and the alert list is rebuilt only when an alert changed (so a button is not
+// replaced under the operator's pointer), so 200 busy calls stay cheap.
 
 const RENDER_MS = 200;
 const RANK = {listening: 0, human: 1, suspect: 2, synthetic: 3};
@@ -10,6 +12,7 @@ const alerts = new Map();  // alert_id -> stored alert dict (+ live updates)
 const rows = new Map();    // row key -> <tr>
 let rowOrder = "";
 let renderPending = false, lastRender = 0;
+let alertsDirty = true;    // the alert list and banner need rebuilding
 let openTimeline = null;   // {call_id, participant_id, data}
 let feed;
 
@@ -24,12 +27,14 @@ async function loadSnapshot() {
   calls.clear();
   for (const c of snap.calls) calls.set(c.call_id, callFrom(c));
   for (const a of recent.alerts) alerts.set(a.alert_id, a);
+  alertsDirty = true;
   scheduleRender();
   return snap;
 }
 
 function applyEvent(e) {
   const call = calls.get(e.call_id);
+  if (e.type.startsWith("alert.")) alertsDirty = true;
   switch (e.type) {
     case "call.started":
       if (!call) calls.set(e.call_id, callFrom({call_id: e.call_id, line: e.line, ingress: e.ingress}));
@@ -79,8 +84,11 @@ function render() {
   renderPending = false;
   lastRender = performance.now();
   renderCalls();
-  renderAlerts();
-  renderBanner();
+  if (alertsDirty) {
+    alertsDirty = false;
+    renderAlerts();
+    renderBanner();
+  }
   if (openTimeline && openTimeline.data) CW.drawTimeline(document.getElementById("timeline"), openTimeline.data);
 }
 
@@ -107,6 +115,8 @@ function renderCalls() {
     if (!tr) {
       tr = document.createElement("tr");
       for (let i = 0; i < 7; i++) tr.appendChild(document.createElement("td"));
+      tr.lastChild.className = "call-id";
+      tr.lastChild.title = c.call_id;  // the cell ends in an ellipsis when the id is long
       tr.dataset.callId = c.call_id;
       tr.dataset.participantId = p.participant_id;
       tr.addEventListener("click", () => showTimeline(tr.dataset.callId, tr.dataset.participantId));
@@ -153,9 +163,16 @@ function renderAlerts() {
     const add = (label, cls, fn) => { const b = CW.el("button", {"type": "button", "class": `small ${cls}`}, label); b.addEventListener("click", fn); bar.appendChild(b); };
     add("Timeline", "tl", () => showTimeline(a.call_id, a.participant_id));
     if (a.status === "open") add("Acknowledge", "ack", () => act(a.alert_id, "acknowledge"));
-    if (a.status === "open" || a.status === "acknowledged") {
+    // Once escalated, dismissing is a supervisor's decision (the server enforces it too).
+    const escalated = a.actions.some((x) => x.action === "escalated");
+    if (a.status !== "dismissed" && (!escalated || CW.me.role === "supervisor")) {
       add("Dismiss…", "dismiss", () => askAndAct(a.alert_id, "dismiss", "Dismiss as false alarm", "Reason"));
+    }
+    if (a.status === "open" || a.status === "acknowledged") {
       add("Escalate…", "escalate", () => askAndAct(a.alert_id, "escalate", "Escalate alert", "Note"));
+    }
+    if (escalated && a.status === "escalated" && CW.me.role !== "supervisor") {
+      bar.appendChild(CW.el("span", {"class": "muted awaiting"}, "awaiting a supervisor"));
     }
     li.appendChild(bar);
     frag.appendChild(li);
@@ -189,6 +206,7 @@ async function act(alertId, action, body = {}) {
     const res = await CW.api(`/api/alerts/${alertId}/${action}`, {method: "POST", body: JSON.stringify(body)});
     applyEvent(res.event);
     scheduleRender();
+    return res;
   } catch (e) {
     window.alert(`The action failed: ${e.message}`);
   }
