@@ -79,10 +79,18 @@ class SipServer:
         self.udp_port = 0
         self.tcp_port = 0
         self.oversized_total = 0
+        self.expired_total = 0
         self.dialogs: dict[str, Dialog] = {}
         self._txns: dict[tuple[str, str], ServerTransaction] = {}
         self._udp: UdpEndpoint | None = None
-        self._tcp = TcpListener(self._on_message, self._on_framing_error, config.max_message_bytes)
+        self._tcp = TcpListener(
+            self._on_message,
+            self._on_framing_error,
+            config.max_message_bytes,
+            max_connections=config.max_tcp_connections,
+            on_refused=self._on_tcp_refused,
+        )
+        self.closing = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._invites = InviteHandler(self)
         calls.set_hangup(self._invites.hangup)
@@ -107,7 +115,14 @@ class SipServer:
         )
 
     async def aclose(self) -> None:
-        """Stop listening and cancel pending transactions; calls end in `CallManager.aclose`."""
+        """Hang up politely, stop listening, cancel pending transactions.
+
+        Every answered call gets a BYE, every unanswered INVITE a 487, and their answers
+        are awaited for at most `shutdown_bye_timeout_s` while the sockets are still
+        open; new INVITEs meanwhile get 503. The calls' media end in `CallManager.aclose`.
+        """
+        self.closing = True
+        await self._invites.hangup_all(self.config.shutdown_bye_timeout_s)
         if self._udp is not None and self._udp.transport is not None:
             self._udp.transport.close()
         await self._tcp.aclose()
@@ -126,6 +141,10 @@ class SipServer:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def tasks_named(self, name: str) -> list[asyncio.Task[None]]:
+        """The server's pending tasks called `name`."""
+        return [task for task in self._tasks if task.get_name() == name and not task.done()]
 
     def send(self, data: bytes, peer: Peer, addr: tuple[str, int] | None = None) -> None:
         """Send bytes over the peer's transport (UDP to `addr` or the source address)."""
@@ -150,7 +169,7 @@ class SipServer:
             if status >= 200 and not txn.final_sent:
                 txn.final_sent = True
                 delay = 64 * self.t1_s  # RFC 3261 Timer H/J: absorb late retransmissions
-                asyncio.get_running_loop().call_later(delay, self._txns.pop, txn.key, None)
+                asyncio.get_running_loop().call_later(delay, self._expire, txn)
         self.send(data, peer)
         self.metrics.sip_responses_total.labels(metric_method(request.method), str(status)).inc()
         return data
@@ -176,6 +195,45 @@ class SipServer:
         return f"<sip:clonewatch@{host}:{self.udp_port}>"
 
     # -- receiving --------------------------------------------------------------------
+
+    @property
+    def transactions(self) -> int:
+        """Server transactions kept now (answering retransmissions)."""
+        return len(self._txns)
+
+    @property
+    def tcp_connections(self) -> int:
+        """SIP TCP connections open now."""
+        return self._tcp.connections
+
+    def _on_tcp_refused(self, addr: tuple[str, int], open_now: int) -> None:
+        self.metrics.dropped_total.labels("sip", "tcp_connections").inc()
+        logger.warning(
+            "SIP TCP connection from %s refused: %d connections open (max_tcp_connections)",
+            addr,
+            open_now,
+            extra={"stage": "sip"},
+        )
+
+    def _add_transaction(self, txn: ServerTransaction) -> None:
+        """Keep `txn`; past `max_transactions` the oldest one is expired (forgotten)."""
+        if len(self._txns) >= self.config.max_transactions:
+            oldest = next(iter(self._txns))
+            del self._txns[oldest]
+            self.metrics.dropped_total.labels("sip", "transactions").inc()
+            self.expired_total += 1
+            if self.expired_total == 1 or self.expired_total % 1000 == 0:
+                logger.warning(
+                    "SIP transaction table full (%d): oldest expired, %d so far",
+                    self.config.max_transactions,
+                    self.expired_total,
+                    extra={"stage": "sip"},
+                )
+        self._txns[txn.key] = txn
+
+    def _expire(self, txn: ServerTransaction) -> None:
+        if self._txns.get(txn.key) is txn:
+            del self._txns[txn.key]
 
     def _on_oversized(self, size: int, peer: Peer) -> None:
         self.oversized_total += 1
@@ -234,7 +292,7 @@ class SipServer:
                 self.send(txn.last_response, peer)
             return
         txn = ServerTransaction(key, peer)
-        self._txns[key] = txn
+        self._add_transaction(txn)
         self._dispatch(request, peer, txn)
 
     def _dispatch(self, request: SipMessage, peer: Peer, txn: ServerTransaction) -> None:

@@ -53,8 +53,8 @@ class InviteHandler:
         if call_id in server.dialogs:  # same Call-ID, no To tag, new branch: RFC 3261 8.2.2.2
             server.respond(request, txn, peer, 482, to_tag=new_tag())
             return
-        if len(server.dialogs) >= server.config.max_calls:
-            self._reject_busy(request, peer, txn)
+        if server.closing or len(server.dialogs) >= server.config.max_calls:
+            self._reject_busy(request, peer, txn, "shutdown" if server.closing else "busy")
             return
         dialog = self._new_dialog(request, peer)
         dialog.invite = txn
@@ -62,11 +62,15 @@ class InviteHandler:
         server.respond(request, txn, peer, 100)
         server.spawn(self._run_invite(dialog, request, peer, txn), f"sip-invite:{call_id}")
 
-    def _reject_busy(self, request: SipMessage, peer: Peer, txn: ServerTransaction) -> None:
+    def _reject_busy(
+        self, request: SipMessage, peer: Peer, txn: ServerTransaction, why: str
+    ) -> None:
         server = self._server
         ingress = Ingress.SIPREC if is_siprec(request.header("Content-Type") or "") else Ingress.SIP
-        server.metrics.calls_rejected_total.labels(ingress.value, "busy").inc()
-        logger.warning("call refused: %d calls", len(server.dialogs), extra=_extra(request))
+        server.metrics.calls_rejected_total.labels(ingress.value, why).inc()
+        logger.warning(
+            "call refused (%s): %d calls", why, len(server.dialogs), extra=_extra(request)
+        )
         retry = [("Retry-After", str(server.config.retry_after_s))]
         server.respond(request, txn, peer, 503, to_tag=new_tag(), headers=retry)
 
@@ -275,6 +279,39 @@ class InviteHandler:
         if invite is not None:
             invite.acked.set()
         self._server.spawn(self._send_bye(dialog), f"sip-bye:{call_id}")
+
+    async def hangup_all(self, timeout_s: float) -> None:
+        """At shutdown: BYE every answered call, 487 every unanswered INVITE.
+
+        Waits at most `timeout_s` for the peers' answers (and the 487s to go out);
+        what is still pending then is left to `SipServer.aclose` to cancel.
+        """
+        server = self._server
+        waits: list[asyncio.Task[None]] = []
+        for dialog in list(server.dialogs.values()):
+            invite = dialog.invite
+            if invite is not None and not invite.final_sent:
+                dialog.end_reason = "shutdown"
+                invite.cancelled.set()  # the INVITE flow answers 487 and ends the call
+                waits.extend(server.tasks_named(f"sip-invite:{dialog.call_id}"))
+                continue
+            self._forget(dialog)
+            if invite is not None:
+                invite.acked.set()
+            name = f"sip-bye:{dialog.call_id}"
+            server.spawn(self._send_bye(dialog), name)
+            waits.extend(server.tasks_named(name))
+        if not waits:
+            return
+        logger.info("shutdown: hanging up %d calls", len(waits), extra={"stage": "sip"})
+        _, pending = await asyncio.wait(waits, timeout=timeout_s)
+        if pending:
+            logger.warning(
+                "shutdown: %d peers did not answer in %.1f s",
+                len(pending),
+                timeout_s,
+                extra={"stage": "sip"},
+            )
 
     async def _send_bye(self, dialog: Dialog) -> None:
         server, peer = self._server, dialog.peer

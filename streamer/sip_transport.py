@@ -115,17 +115,37 @@ async def read_tcp_message(reader: asyncio.StreamReader, max_bytes: int) -> byte
     return head + body
 
 
+RefusedHandler = Callable[[tuple[str, int], int], None]
+
+
 class TcpListener:
-    """Accepts TCP connections and frames their messages; owns the connection tasks."""
+    """Accepts TCP connections and frames their messages; owns the connection tasks.
+
+    At most `max_connections` are served at once: a connection past that is closed
+    at once, unread, and reported to `on_refused` with its address and the count open.
+    """
 
     def __init__(
-        self, on_message: MessageHandler, on_framing_error: MessageHandler, max_bytes: int
+        self,
+        on_message: MessageHandler,
+        on_framing_error: MessageHandler,
+        max_bytes: int,
+        *,
+        max_connections: int,
+        on_refused: RefusedHandler,
     ) -> None:
         self._on_message = on_message
         self._on_framing_error = on_framing_error
         self._max_bytes = max_bytes
+        self._max_connections = max_connections
+        self._on_refused = on_refused
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def connections(self) -> int:
+        """TCP connections open now."""
+        return len(self._writers)
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; returns the bound (host, port)."""
@@ -139,6 +159,10 @@ class TcpListener:
         addr = writer.get_extra_info("peername")[:2]
         local = writer.get_extra_info("sockname")[:2]
         peer = Peer("TCP", (str(addr[0]), int(addr[1])), (str(local[0]), int(local[1])), writer)
+        if len(self._writers) >= self._max_connections:
+            self._on_refused(peer.addr, len(self._writers))
+            writer.close()
+            return
         self._writers.add(writer)
         try:
             await self._read_loop(reader, peer)

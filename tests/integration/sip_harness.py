@@ -49,12 +49,14 @@ def free_rtp_range(count: int = 40) -> tuple[int, int]:
 
 
 @asynccontextmanager
-async def running_service(t1_s: float = 0.5, **sip: object) -> AsyncIterator[Service]:
+async def running_service(
+    t1_s: float = 0.5, sink: FakeFrameSink | None = None, **sip: object
+) -> AsyncIterator[Service]:
     port_min, port_max = free_rtp_range()
     sip_config = SipConfig.model_validate({"host": "127.0.0.1", "port": 0, **sip})
     rtp_config = RtpConfig(port_min=port_min, port_max=port_max, jitter_packets=8)
     metrics = Metrics()
-    sink = FakeFrameSink()
+    sink = sink if sink is not None else FakeFrameSink()
     calls = CallManager(sip_config, rtp_config, sink, metrics)
     server = SipServer(sip_config, calls, metrics, timer_t1_s=t1_s)
     await server.start()
@@ -208,7 +210,7 @@ async def tcp_exchange(port: int, data: bytes, *, timeout_s: float = 2.0) -> tup
     try:
         writer.write(data)
         await writer.drain()
-        chunks = []
+        chunks: list[bytes] = []
         try:
             while True:
                 chunk = await asyncio.wait_for(reader.read(65536), timeout_s)

@@ -82,9 +82,9 @@ def plain_call(wav: str, talk_ms: int) -> str:
     )
 
 
-def siprec_call(ports: tuple[int, int], metadata: str, talk_ms: int) -> str:
-    """A SIPREC INVITE (multipart SDP + metadata) with two labelled sendonly streams."""
-    body = f"""      Content-Type: multipart/mixed;boundary=foobar
+def siprec_body(ports: tuple[int, int], metadata: str, version: int = 1) -> str:
+    """The multipart/mixed body (SDP + rs-metadata) of a SIPREC INVITE, two sendonly streams."""
+    return f"""      Content-Type: multipart/mixed;boundary=foobar
       Require: siprec
       Content-Length: [len]
 
@@ -92,7 +92,7 @@ def siprec_call(ports: tuple[int, int], metadata: str, talk_ms: int) -> str:
       Content-Type: application/sdp
 
       v=0
-      o=src 1 1 IN IP4 [local_ip]
+      o=src 1 {version} IN IP4 [local_ip]
       s=-
       c=IN IP4 127.0.0.1
       t=0 0
@@ -109,15 +109,88 @@ def siprec_call(ports: tuple[int, int], metadata: str, talk_ms: int) -> str:
 {metadata}
       --foobar--
 """
+
+
+def siprec_call(ports: tuple[int, int], metadata: str, talk_ms: int) -> str:
+    """A SIPREC INVITE (multipart SDP + metadata) with two labelled sendonly streams."""
     return (
         _HEAD.format(name="siprec")
-        + _invite(body).replace("+15551230000@[remote_ip]", "srs@[remote_ip]", 1)
+        + _invite(siprec_body(ports, metadata)).replace(
+            "+15551230000@[remote_ip]", "srs@[remote_ip]", 1
+        )
         + _ANSWERED
         + _ACK
         + f'  <pause milliseconds="{talk_ms}"/>\n'
         + _BYE
         + "</scenario>\n"
     )
+
+
+def in_dialog_invite(cseq: int, body: str) -> str:
+    """A re-INVITE (CSeq `cseq`) in the dialog of the last 200, its 200 and the ACK."""
+    head = _INVITE_HEADERS.replace("To: <sip:+15551230000@[remote_ip]:[remote_port]>", "[last_To:]")
+    head = head.replace("CSeq: 1 INVITE", f"CSeq: {cseq} INVITE").replace(
+        _INVITE_BRANCH, "branch=[branch]"
+    )
+    ack = _ACK.replace("CSeq: 1 ACK", f"CSeq: {cseq} ACK")
+    return (
+        '  <send retrans="500">\n    <![CDATA[\n'
+        "      INVITE sip:srs@[remote_ip]:[remote_port] SIP/2.0\n"
+        + head
+        + body
+        + "    ]]>\n  </send>\n"
+        + '  <recv response="100" optional="true"/>\n  <recv response="200"/>\n'
+        + ack
+    )
+
+
+def siprec_reinvite_call(
+    first: tuple[tuple[int, int], str], second: tuple[tuple[int, int], str], talk_ms: int
+) -> str:
+    """SIPREC session; after `talk_ms` a re-INVITE with new SDP ports and metadata; BYE later."""
+    call = siprec_call(first[0], first[1], talk_ms)
+    head, bye = call.split('  <send retrans="500">\n    <![CDATA[\n      BYE', 1)
+    return (
+        head
+        + in_dialog_invite(2, siprec_body(second[0], second[1], version=2))
+        + f'  <pause milliseconds="{talk_ms}"/>\n'
+        + '  <send retrans="500">\n    <![CDATA[\n      BYE'
+        + bye.replace("CSeq: 2 BYE", "CSeq: 3 BYE")
+    )
+
+
+def answered_call(body_sdp_port: str = "[media_port]") -> str:
+    """INVITE, 200, ACK, then wait for the server's BYE (shutdown) and answer it 200."""
+    return (
+        _HEAD.format(name="answered")
+        + _invite(_PLAIN_SDP.format(port=body_sdp_port))
+        + _ANSWERED
+        + _ACK
+        + _AWAIT_BYE
+        + "</scenario>\n"
+    )
+
+
+_AWAIT_BYE = """  <recv request="BYE" timeout="15000"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+
+def siprec_until_bye(ports: tuple[int, int], metadata: str) -> str:
+    """A SIPREC session that waits for the server's BYE and answers it 200."""
+    call = siprec_call(ports, metadata, 0)
+    head = call.split('  <pause milliseconds="0"/>', 1)[0]
+    return head + _AWAIT_BYE + "</scenario>\n"
 
 
 def cancelled_call() -> str:

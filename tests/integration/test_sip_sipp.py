@@ -227,8 +227,8 @@ async def test_bad_input_gets_clear_answers_and_spares_a_good_call(tmp_path: Pat
         )
         assert reply.startswith("SIP/2.0 400 Missing Content-Length"), reply[:80]
         assert closed
-        code, errors = await good
-        assert code == 0, errors
+        good_code, errors = await good
+        assert good_code == 0, errors
         await wait_for(lambda: good_id in svc.sink.closed)
         assert svc.sink.closed[good_id] == "bye"
         assert len(svc.sink.frames_of(good_id, "caller")) >= 100
