@@ -1,6 +1,7 @@
 """SIP calls out of pcap/pcapng captures, replayed as calls of AudioFrames.
 
-Calls are found from their SIP signalling (UDP): every SDP seen in an INVITE, a 2xx
+Calls are found from their SIP signalling, over UDP or TCP (TCP streams reassembled and
+framed by Content-Length, `streamer.pcap_tcp`): every SDP seen in an INVITE, a 2xx
 answering one, or an ACK (late offer) says where one side of the call receives RTP, so
 RTP sent *to* those addresses is the other side's audio (RFC 3264 section 5). RTP whose
 destination matches no SDP is matched by its source against the sender's own SDP
@@ -31,8 +32,9 @@ import numpy.typing as npt
 from alerts.types import CallInfo, Ingress, ParticipantInfo
 from streamer.errors import AudioFileError, RtpParseError, SdpError, SipParseError
 from streamer.g711 import alaw_decode, ulaw_decode
-from streamer.pcap_file import Datagram, read_datagrams
+from streamer.pcap_file import Datagram, read_capture
 from streamer.pcap_rtp import StreamPackets, decode_stream
+from streamer.pcap_tcp import sip_over_tcp
 from streamer.replay import FrameBatches, ReplayCall, ReplaySource, pcm_batches
 from streamer.rtp import is_rtcp, parse_rtp
 from streamer.sdp import SessionDescription, parse_sdp
@@ -84,11 +86,14 @@ def open_capture(path: Path) -> ReplaySource:
     Raises:
         AudioFileError: Not a capture, a corrupt one, or one without a SIP call with SDP.
     """
-    datagrams = read_datagrams(path)
-    dialogs = _find_dialogs(datagrams)
+    datagrams, segments = read_capture(path)
+    over_tcp = sip_over_tcp(segments)
+    signalling = sorted([*datagrams, *over_tcp], key=lambda d: d.ts_s)
+    dialogs = _find_dialogs(signalling)
     if not dialogs:
         raise AudioFileError(
             f"{path}: no SIP call with SDP found in {len(datagrams)} UDP datagrams"
+            f" and {len(over_tcp)} SIP messages over TCP"
         )
     streams = _match_rtp(datagrams, dialogs)
     calls = _replay_calls(path, dialogs, streams)

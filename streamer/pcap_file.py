@@ -4,7 +4,8 @@ Formats: classic pcap (both byte orders, micro- and nanosecond timestamps) and p
 (section header, interface description and enhanced/simple packet blocks; other blocks
 are skipped). Link types: Ethernet (with 802.1Q/802.1ad tags), Linux cooked capture v1 and
 v2, raw IP, and BSD loopback. Network: IPv4 (fragments reassembled) and IPv6 (extension
-headers skipped); transport: UDP only (SIP over TCP is not followed).
+headers skipped); transport: UDP datagrams, and TCP segments (for SIP over TCP, whose
+streams `streamer.pcap_tcp` reassembles).
 
 A capture cut off in its last record, as a killed tcpdump leaves it, keeps the packets
 before the cut; the cut is logged. Anything else malformed in the container raises
@@ -35,6 +36,7 @@ ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD
 ETHERTYPE_VLAN = (0x8100, 0x88A8, 0x9100)
 IPPROTO_UDP = 17
+IPPROTO_TCP = 6
 IPV6_EXTENSION_HEADERS = (0, 43, 60)  # hop-by-hop, routing, destination options
 PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_IDB = 1
@@ -61,8 +63,38 @@ class Datagram:
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One TCP segment of a capture.
+
+    Attributes:
+        ts_s: Capture time, seconds since the epoch.
+        src: (address, port) it came from.
+        dst: (address, port) it went to.
+        seq: The sequence number of its first payload byte (of the SYN when `syn`).
+        syn: The SYN flag: `seq + 1` is where the stream's bytes start.
+        payload: The TCP payload (may be empty).
+    """
+
+    ts_s: float
+    src: tuple[str, int]
+    dst: tuple[str, int]
+    seq: int
+    syn: bool
+    payload: bytes
+
+
 def read_datagrams(path: Path) -> list[Datagram]:
     """Every UDP datagram of a pcap or pcapng file, in capture order (blocking).
+
+    Raises:
+        AudioFileError: Not a capture, or a malformed container; the message names the file.
+    """
+    return read_capture(path)[0]
+
+
+def read_capture(path: Path) -> tuple[list[Datagram], list[Segment]]:
+    """Every UDP datagram and every TCP segment of a capture, in capture order (blocking).
 
     Raises:
         AudioFileError: Not a capture, or a malformed container; the message names the file.
@@ -78,12 +110,15 @@ def read_datagrams(path: Path) -> list[Datagram]:
     else:
         frames = _pcap_frames(path, data)
     reassembler = _Fragments()
-    out: list[Datagram] = []
+    datagrams: list[Datagram] = []
+    segments: list[Segment] = []
     for ts_s, linktype, frame in frames:
-        datagram = _decode_frame(ts_s, linktype, frame, reassembler)
-        if datagram is not None:
-            out.append(datagram)
-    return out
+        packet = _decode_frame(ts_s, linktype, frame, reassembler)
+        if isinstance(packet, Datagram):
+            datagrams.append(packet)
+        elif packet is not None:
+            segments.append(packet)
+    return datagrams, segments
 
 
 def _pcap_frames(path: Path, data: bytes) -> Iterator[tuple[float, int, bytes]]:
@@ -201,7 +236,7 @@ def _packet_block(
 
 def _decode_frame(
     ts_s: float, linktype: int, frame: bytes, reassembler: _Fragments
-) -> Datagram | None:
+) -> Datagram | Segment | None:
     ip = _strip_link(linktype, frame)
     if ip is None or not ip:
         return None
@@ -265,10 +300,10 @@ class _Fragments:
         return None
 
 
-def _ipv4(ts_s: float, ip: bytes, reassembler: _Fragments) -> Datagram | None:
+def _ipv4(ts_s: float, ip: bytes, reassembler: _Fragments) -> Datagram | Segment | None:
     header_len = (ip[0] & 0x0F) * 4
     total_len, ident, flags_frag, _ttl, proto = struct.unpack_from("!HHHBB", ip, 2)
-    if proto != IPPROTO_UDP or header_len < 20:
+    if proto not in (IPPROTO_UDP, IPPROTO_TCP) or header_len < 20:
         return None
     payload = ip[header_len:total_len] if total_len >= header_len else ip[header_len:]
     src, dst = ip[12:16], ip[16:20]
@@ -278,20 +313,36 @@ def _ipv4(ts_s: float, ip: bytes, reassembler: _Fragments) -> Datagram | None:
         if whole is None:
             return None
         payload = whole
-    return _udp(ts_s, str(ipaddress.IPv4Address(src)), str(ipaddress.IPv4Address(dst)), payload)
+    src_host, dst_host = str(ipaddress.IPv4Address(src)), str(ipaddress.IPv4Address(dst))
+    if proto == IPPROTO_TCP:
+        return _tcp(ts_s, src_host, dst_host, payload)
+    return _udp(ts_s, src_host, dst_host, payload)
 
 
-def _ipv6(ts_s: float, ip: bytes) -> Datagram | None:
+def _ipv6(ts_s: float, ip: bytes) -> Datagram | Segment | None:
     payload_len, next_header = struct.unpack_from("!HB", ip, 4)
     offset = 40
     while next_header in IPV6_EXTENSION_HEADERS:
         next_header, ext_len = ip[offset], ip[offset + 1]
         offset += 8 + ext_len * 8
-    if next_header != IPPROTO_UDP:
+    if next_header not in (IPPROTO_UDP, IPPROTO_TCP):
         return None
     src = str(ipaddress.IPv6Address(ip[8:24]))
     dst = str(ipaddress.IPv6Address(ip[24:40]))
+    if next_header == IPPROTO_TCP:
+        return _tcp(ts_s, src, dst, ip[offset : 40 + payload_len])
     return _udp(ts_s, src, dst, ip[offset : 40 + payload_len])
+
+
+def _tcp(ts_s: float, src: str, dst: str, segment: bytes) -> Segment | None:
+    if len(segment) < 20:
+        return None
+    sport, dport, seq, _ack, offset_byte, flags = struct.unpack_from("!HHIIBB", segment, 0)
+    header_len = (offset_byte >> 4) * 4
+    if header_len < 20 or header_len > len(segment):
+        return None
+    syn = bool(flags & 0x02)
+    return Segment(ts_s, (src, sport), (dst, dport), seq, syn, bytes(segment[header_len:]))
 
 
 def _udp(ts_s: float, src: str, dst: str, segment: bytes) -> Datagram | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,57 @@ class Packet:
     src: tuple[str, int]
     dst: tuple[str, int]
     payload: bytes
+
+
+@dataclass(frozen=True)
+class TcpSegment:
+    ts_s: float
+    src: tuple[str, int]
+    dst: tuple[str, int]
+    seq: int
+    payload: bytes
+    flags: int = 0x18  # PSH|ACK; 0x02 = SYN
+
+
+def tcp_frame(segment: TcpSegment, ident: int) -> bytes:
+    """One Ethernet frame of a TCP segment over IPv4 (checksums left zero)."""
+    tcp = struct.pack(
+        "!HHIIBBHHH", segment.src[1], segment.dst[1], segment.seq, 0, 5 << 4, segment.flags,
+        65535, 0, 0,
+    )  # fmt: skip
+    src = ipaddress.IPv4Address(segment.src[0]).packed
+    dst = ipaddress.IPv4Address(segment.dst[0]).packed
+    body = tcp + segment.payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), ident, 0, 64, 6, 0, src, dst)
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + body
+
+
+def tcp_stream(
+    src: tuple[str, int],
+    dst: tuple[str, int],
+    parts: list[tuple[float, bytes]],
+    mss: int,
+    isn: int = 0xFFFFFF00,
+) -> list[TcpSegment]:
+    """A SYN, then each (time, bytes) part cut into `mss`-byte segments 1 ms apart.
+
+    The default ISN makes the sequence numbers wrap inside the stream.
+    """
+    segments = [TcpSegment(parts[0][0] - 0.01, src, dst, isn, b"", 0x02)]
+    offset = 0
+    for ts_s, data in parts:
+        for i, start in enumerate(range(0, len(data), mss)):
+            seq = (isn + 1 + offset + start) & 0xFFFFFFFF
+            chunk = data[start : start + mss]
+            segments.append(TcpSegment(ts_s + i * 0.001, src, dst, seq, chunk))
+        offset += len(data)
+    return segments
+
+
+def frames_of(item: Packet | TcpSegment, ident: int, mtu_payload: int = MTU_PAYLOAD) -> list[bytes]:
+    if isinstance(item, TcpSegment):
+        return [tcp_frame(item, ident)]
+    return udp_frames(item, ident, mtu_payload)
 
 
 def udp_frames(packet: Packet, ident: int, mtu_payload: int = MTU_PAYLOAD) -> list[bytes]:
@@ -44,10 +96,12 @@ def udp_frames(packet: Packet, ident: int, mtu_payload: int = MTU_PAYLOAD) -> li
     return frames
 
 
-def write_pcap(path: Path, packets: list[Packet], mtu_payload: int = MTU_PAYLOAD) -> None:
+def write_pcap(
+    path: Path, packets: Sequence[Packet | TcpSegment], mtu_payload: int = MTU_PAYLOAD
+) -> None:
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
     for ident, packet in enumerate(packets):
-        for frame in udp_frames(packet, ident, mtu_payload):
+        for frame in frames_of(packet, ident, mtu_payload):
             sec = int(packet.ts_s)
             usec = round((packet.ts_s - sec) * 1e6)
             out.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
@@ -60,14 +114,14 @@ def _block(block_type: int, body: bytes) -> bytes:
     return struct.pack("<II", block_type, length) + body + struct.pack("<I", length)
 
 
-def write_pcapng(path: Path, packets: list[Packet]) -> None:
+def write_pcapng(path: Path, packets: Sequence[Packet | TcpSegment]) -> None:
     shb = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
     # interface with if_tsresol = 9 (nanoseconds), then end of options
     options = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)
     idb = _block(1, struct.pack("<HHI", 1, 0, 65535) + options)
     out = [shb, idb]
     for ident, packet in enumerate(packets):
-        for frame in udp_frames(packet, ident):
+        for frame in frames_of(packet, ident):
             ts = round(packet.ts_s * 1e9)
             head = struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(frame), len(frame))
             out.append(_block(6, head + frame))
