@@ -18,7 +18,6 @@ parameter (see `alerts.store`).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -28,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from alerts.auth import Role
-from alerts.console_auth import JSON, SESSION_KEY
+from alerts.console_auth import JSON, SESSION_KEY, read_json_body
 from alerts.console_live import LiveFeed, parse_time
 from alerts.events import Event
 from alerts.scoring import VerdictBoard
@@ -204,7 +203,7 @@ class ConsoleApi:
         action = request.match_info["action"]
         if not ALERT_ID.match(alert_id) or action not in ("acknowledge", "dismiss", "escalate"):
             raise web.HTTPNotFound(text='{"error": "no such alert action"}', content_type=JSON)
-        body = await _json_body(request)
+        body = await read_json_body(request, ACTION_BODY_BYTES)
         session = request[SESSION_KEY]
         user = session.name
         try:
@@ -281,23 +280,6 @@ def _limit(value: str | None) -> int:
     if not 1 <= limit <= QUERY_LIMIT:
         raise web.HTTPBadRequest(text=f"limit must be 1..{QUERY_LIMIT}\n")
     return limit
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    if (request.content_length or 0) > ACTION_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(ACTION_BODY_BYTES, request.content_length or 0)
-    raw = await request.content.read(ACTION_BODY_BYTES + 1)
-    if len(raw) > ACTION_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(ACTION_BODY_BYTES, len(raw))
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text='{"error": "body must be JSON"}', content_type=JSON) from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text='{"error": "body must be an object"}', content_type=JSON)
-    return body
 
 
 def _text(body: dict[str, Any], key: str) -> str:

@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -170,18 +171,27 @@ def _same_origin(request: web.Request) -> bool:
     return origin.split("://", 1)[-1] == request.host
 
 
-async def _credentials(request: web.Request) -> tuple[str, str]:
-    if (request.content_length or 0) > LOGIN_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(LOGIN_BODY_BYTES, request.content_length or 0)
-    raw = await request.content.read(LOGIN_BODY_BYTES + 1)
-    if len(raw) > LOGIN_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(LOGIN_BODY_BYTES, len(raw))
+async def read_json_body(request: web.Request, max_bytes: int) -> dict[str, Any]:
+    """The request's JSON object body ({} when empty); 413 past `max_bytes`, 400 if not JSON."""
+    if (request.content_length or 0) > max_bytes:
+        raise web.HTTPRequestEntityTooLarge(max_bytes, request.content_length or 0)
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise web.HTTPRequestEntityTooLarge(max_bytes, len(raw))
+    if not raw.strip():
+        return {}
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise web.HTTPBadRequest(text='{"error": "body must be JSON"}', content_type=JSON) from None
-    name = body.get("name") if isinstance(body, dict) else None
-    password = body.get("password") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"error": "body must be an object"}', content_type=JSON)
+    return body
+
+
+async def _credentials(request: web.Request) -> tuple[str, str]:
+    body = await read_json_body(request, LOGIN_BODY_BYTES)
+    name, password = body.get("name"), body.get("password")
     if not isinstance(name, str) or not isinstance(password, str) or not 0 < len(name) <= 64:
         raise web.HTTPBadRequest(text='{"error": "name and password required"}', content_type=JSON)
     return name, password[:1024]
