@@ -1,0 +1,97 @@
+"""`python -m training`: train, validate and export the clonewatch detector.
+
+Commands:
+    dev      train on the corpus train split, report dev-split figures, save the weights
+    loso     leave-one-generator-family-out validation (one training run per family)
+    export   export saved weights to onnx_models/ with a parity check and the manifest
+    all      dev + loso + export (what `make train` runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.data import FAMILIES, Clip, all_clips, cached_audio
+from training.dataset import Variants, render_all
+from training.experiments import EVAL_CHANNELS, dev_split, leave_family_out, save_results
+from training.train import TrainConfig
+
+VARIANTS = 6
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
+    p.add_argument("command", choices=("dev", "loso", "export", "all"))
+    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("--width", type=int, default=TrainConfig.width)
+    p.add_argument("--arch", choices=("cnn", "tdnn"), default=TrainConfig.arch)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--families", nargs="*", default=sorted(set(FAMILIES.values())))
+    p.add_argument("--no-generated", action="store_true", help="ignore data/generated")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--name", default="run")
+    p.add_argument("--window", type=float, default=2.0, help="window_s of the shipped model")
+    return p
+
+
+def checks(
+    clips: list[Clip], pcm: list[np.ndarray], data: Variants, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """Shortcut check on the training crops and simulated time to alert on the dev split."""
+    from training.report import shortcut_check, time_to_alert
+    from training.ship import ONNX_PATH
+
+    train_rows = np.flatnonzero(np.array([c.split == "train" for c in clips])[data.clip])
+    dev = np.flatnonzero(
+        np.array([c.split == "dev" and "generated" not in str(c.path) for c in clips])
+    )
+    out: dict[str, Any] = {
+        "shortcuts_best_single_feature_eer": shortcut_check(clips, pcm, data, train_rows)
+    }
+    for channel in EVAL_CHANNELS:
+        out[f"time_to_alert_{channel}"] = time_to_alert(
+            str(ONNX_PATH), clips, pcm, dev, manifest, channel
+        )
+    logging.getLogger(__name__).info("checks %s", out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig(steps=args.steps, width=args.width, arch=args.arch, lr=args.lr)
+    clips = all_clips(use_generated=not args.no_generated)
+    pcm = cached_audio(clips)
+    data = render_all(clips, VARIANTS)
+    if args.command in ("dev", "all"):
+        model, results = dev_split(clips, pcm, data, cfg)
+        weights = Path(f"data/results/{args.name}.pt")
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state": model.state_dict(), "width": args.width, "arch": args.arch}, weights)
+        save_results(f"{args.name}-dev", cfg, results)
+    if args.command in ("loso", "all"):
+        for family in args.families:
+            results = leave_family_out(clips, pcm, data, cfg, family)
+            save_results(f"{args.name}-loso-{family}", cfg, results)
+    if args.command in ("export", "all"):
+        from training.export import write_manifest
+        from training.ship import ONNX_PATH, ship
+
+        manifest = ship(clips, pcm, Path(f"data/results/{args.name}.pt"), args.window, args.name)
+        extra = checks(clips, pcm, data, manifest)
+        manifest["metrics"].update(extra)
+        write_manifest(ONNX_PATH, manifest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Clips of the labelled corpora: manifest rows, decoded audio cached as int16 in data/cache."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inference.evaldata import decode, trim_silence
+
+CORPUS_DIRS = (Path("/work/shared/corpus"), Path("../shared/corpus"))
+GENERATED_DIR = Path("data/generated")
+CACHE_DIR = Path("data/cache")
+
+# Generator families for leave-one-family-out validation (spoof `source` -> family).
+FAMILIES = {
+    "edge_tts_samples": "commercial-tts",
+    "mimic3_voices": "vits-tts",
+    "vits_demo": "acoustic+vocoder",
+    "glowtts_demo": "acoustic+vocoder",
+    "gradtts_demo": "acoustic+vocoder",
+    "styletts2_demo": "acoustic+vocoder",
+    "fastspeech2_demo": "acoustic+vocoder",
+    "algan_vc_converted": "voice-conversion",
+    "valle_demo": "codec-lm",
+    "naturalspeech2_demo": "codec-lm",
+    "naturalspeech3_demo": "codec-lm",
+    "ns3_codec_demo": "codec-lm",
+    "hifigan_demo": "vocoder",
+    "bigvgan_demo": "vocoder",
+    "diffwave_demo": "vocoder",
+    "wavegrad_demo": "vocoder",
+    "priorgrad_demo": "vocoder",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """One labelled recording (a manifest row) and where its audio lives."""
+
+    path: Path
+    label: int  # 1 = spoof, 0 = bonafide
+    source: str
+    system: str
+    speaker: str
+    split: str
+
+    @property
+    def family(self) -> str:
+        """Generator family of a spoof clip (its source for unknown ones); 'human' otherwise."""
+        if not self.label:
+            return "human"
+        return FAMILIES.get(self.source, self.source)
+
+
+def find_corpus() -> Path:
+    """The shared corpus folder; `FileNotFoundError` when absent."""
+    for d in CORPUS_DIRS:
+        if (d / "manifest.csv").is_file():
+            return d
+    raise FileNotFoundError("corpus manifest.csv not found in " + ", ".join(map(str, CORPUS_DIRS)))
+
+
+def read_manifest(manifest: Path) -> list[Clip]:
+    """Rows of a manifest.csv (`path,label` + optional columns), paths made absolute."""
+    root = manifest.parent
+    clips = []
+    with manifest.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if not row.get("path") or row.get("label") not in ("bonafide", "spoof"):
+                continue  # a partly written last row of a manifest still being generated
+            clips.append(
+                Clip(
+                    path=root / row["path"],
+                    label=1 if row["label"].strip().lower() == "spoof" else 0,
+                    source=row.get("source") or "unknown",
+                    system=row.get("system") or row.get("source") or "unknown",
+                    speaker=row.get("speaker") or row["path"],
+                    split=row.get("split") or "train",
+                )
+            )
+    return clips
+
+
+def all_clips(use_generated: bool = True) -> list[Clip]:
+    """The corpus plus data/generated (when its manifest exists and `use_generated`)."""
+    clips = read_manifest(find_corpus() / "manifest.csv")
+    gen = GENERATED_DIR / "manifest.csv"
+    if use_generated and gen.is_file():
+        clips += [c for c in read_manifest(gen) if c.path.is_file()]
+    return clips
+
+
+def cached_audio(clips: list[Clip]) -> list[np.ndarray]:
+    """Trimmed 16 kHz audio of every clip as int16, decoded once into data/cache."""
+    key = hashlib.sha1("\n".join(str(c.path) for c in clips).encode()).hexdigest()[:12]
+    cache = CACHE_DIR / f"audio-{key}.npz"
+    if cache.is_file():
+        with np.load(cache) as data:
+            offsets, allpcm = data["offsets"], data["pcm"]
+        return [allpcm[offsets[i] : offsets[i + 1]] for i in range(len(clips))]
+    pcm = [(np.clip(trim_silence(decode(c.path)), -1, 1) * 32767).astype(np.int16) for c in clips]
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in pcm])])
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, pcm=np.concatenate(pcm), offsets=offsets)
+    return pcm

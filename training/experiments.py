@@ -1,0 +1,77 @@
+"""Experiments: held-out speakers (the dev split) and leave-one-generator-family-out."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference.channels import Channel
+from training.data import Clip
+from training.dataset import Variants
+from training.train import TrainConfig, train
+from training.validate import build_eval, score, summarise
+
+logger = logging.getLogger(__name__)
+EVAL_CHANNELS: tuple[Channel, ...] = ("telephone", "wideband")
+RESULTS_DIR = Path("data/results")
+
+
+def rows_for(clips: list[Clip], data: Variants, keep: np.ndarray) -> np.ndarray:
+    """Variant rows whose clip index is marked in the boolean `keep` (one entry per clip)."""
+    return np.flatnonzero(keep[data.clip])
+
+
+def evaluate_model(
+    model: Any,
+    clips: list[Clip],
+    pcm: list[np.ndarray],
+    test_idx: np.ndarray,
+    windows_s: tuple[float, ...],
+) -> dict[str, Any]:
+    """Figures per channel and window length on the test clips."""
+    out: dict[str, Any] = {}
+    for channel in EVAL_CHANNELS:
+        for window_s in windows_s:
+            ev = build_eval(clips, pcm, test_idx, channel, window_s)
+            out[f"{channel}@{window_s:g}s"] = summarise(score(model, ev.audio), ev)
+            logger.info("%s@%gs %s", channel, window_s, out[f"{channel}@{window_s:g}s"])
+    return out
+
+
+def dev_split(
+    clips: list[Clip], pcm: list[np.ndarray], data: Variants, cfg: TrainConfig
+) -> tuple[Any, dict[str, Any]]:
+    """Train on the train split, test on the speaker-disjoint dev split."""
+    is_train = np.array([c.split == "train" for c in clips])
+    model = train(clips, data, rows_for(clips, data, is_train), cfg)
+    test = np.flatnonzero(np.array([c.split == "dev" and not _generated(c) for c in clips]))
+    return model, evaluate_model(model, clips, pcm, test, (1.0, 2.0, 4.0))
+
+
+def leave_family_out(
+    clips: list[Clip], pcm: list[np.ndarray], data: Variants, cfg: TrainConfig, family: str
+) -> dict[str, Any]:
+    """Train without one spoof family (any split); test it against dev-split humans."""
+    fam = np.array([c.family == family for c in clips])
+    is_train = np.array([c.split == "train" for c in clips]) & ~fam
+    model = train(clips, data, rows_for(clips, data, is_train), cfg)
+    human_dev = np.array([c.label == 0 and c.split == "dev" and not _generated(c) for c in clips])
+    test = np.flatnonzero(human_dev | fam)
+    return evaluate_model(model, clips, pcm, test, (1.0, 2.0))
+
+
+def _generated(c: Clip) -> bool:
+    return "data/generated" in str(c.path)
+
+
+def save_results(name: str, cfg: TrainConfig, results: dict[str, Any]) -> Path:
+    """Write data/results/NAME.json with the config beside the figures."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps({"config": asdict(cfg), "results": results}, indent=2))
+    return path

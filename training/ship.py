@@ -1,0 +1,107 @@
+"""Ship a trained Detector: ONNX export, parity, calibrated thresholds, speed, manifest."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from inference.eer import eer, threshold_at_fpr
+from training.data import Clip
+from training.experiments import EVAL_CHANNELS, RESULTS_DIR
+from training.export import export_onnx, parity, write_manifest
+from training.model import build
+from training.validate import build_eval, score
+
+logger = logging.getLogger(__name__)
+ONNX_PATH = Path("onnx_models/clonewatch-detector.onnx")
+NAME = "clonewatch-detector"
+
+
+def load_weights(path: Path) -> Any:
+    """A Detector with the saved state (eval mode)."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model = build(str(saved.get("arch", "cnn")), int(saved["width"]))
+    model.load_state_dict(saved["state"])
+    return model.eval()
+
+
+def calibrate(
+    model: Any, clips: list[Clip], pcm: list[np.ndarray], window_s: float
+) -> tuple[dict[str, float], np.ndarray]:
+    """Thresholds (probabilities) on the dev split, telephone and wideband windows pooled."""
+    dev = np.flatnonzero(
+        np.array([c.split == "dev" and "generated" not in str(c.path) for c in clips])
+    )
+    sets = [build_eval(clips, pcm, dev, ch, window_s) for ch in EVAL_CHANNELS]
+    logits = np.concatenate([score(model, s.audio) for s in sets])
+    labels = np.concatenate([s.labels for s in sets])
+    _, thr_eer = eer(logits, labels)
+    thr_1, _, _ = threshold_at_fpr(logits, labels)
+    prob = lambda z: float(1.0 / (1.0 + np.exp(-z)))  # noqa: E731
+    return {"eer": prob(thr_eer), "fpr_1pct": prob(thr_1)}, sets[0].audio[:64]
+
+
+def speed_ms(path: Path, window_samples: int, runs: int = 200) -> float:
+    """Median milliseconds per window, batch 1, one onnxruntime thread."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    x = (np.random.default_rng(0).standard_normal((1, window_samples)) * 0.1).astype(np.float32)
+    for _ in range(10):
+        session.run(None, {"waveform": x})
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        session.run(None, {"waveform": x})
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000.0)
+
+
+def collect_results(prefix: str) -> dict[str, Any]:
+    """Figures of data/results/PREFIX-*.json keyed by experiment."""
+    out = {}
+    for f in sorted(RESULTS_DIR.glob(f"{prefix}-*.json")):
+        out[f.stem.removeprefix(prefix + "-")] = json.loads(f.read_text())["results"]
+    return out
+
+
+def ship(
+    clips: list[Clip], pcm: list[np.ndarray], weights: Path, window_s: float, prefix: str
+) -> dict[str, Any]:
+    """Export, check and describe the model; returns the manifest written."""
+    model = load_weights(weights)
+    n = int(window_s * 16000)
+    export_onnx(model, ONNX_PATH, n)
+    thresholds, sample = calibrate(model, clips, pcm, window_s)
+    diff = parity(model, ONNX_PATH, sample)
+    metrics: dict[str, Any] = {
+        "onnx_parity_max_abs_diff": diff,
+        "ms_per_window_1thread": round(speed_ms(ONNX_PATH, n), 3),
+        "size_bytes": ONNX_PATH.stat().st_size,
+        "validation": collect_results(prefix),
+    }
+    manifest = {
+        "name": NAME,
+        "version": time.strftime("%Y.%m.%d"),
+        "sample_rate": 16000,
+        "window_s": window_s,
+        "hop_s": window_s / 2,
+        "input": "waveform",
+        "output": "logit",
+        "output_kind": "logit",
+        "threshold": thresholds["fpr_1pct"],
+        "thresholds": thresholds,
+        "trained_on": "clonewatch corpus train split (see MODEL_CARD.md), channel-simulated",
+        "metrics": metrics,
+    }
+    write_manifest(ONNX_PATH, manifest)
+    logger.info("shipped %s: parity %.2e, %s", ONNX_PATH, diff, metrics["ms_per_window_1thread"])
+    return manifest
