@@ -19,7 +19,7 @@ def speech_like(
     t = np.arange(n) / rate_hz
     f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t) + 10 * np.sin(2 * np.pi * 3.1 * t)
     phase = 2 * np.pi * np.cumsum(f0) / rate_hz
-    source = sum(np.sin(k * phase) / k for k in range(1, 25))
+    source: npt.NDArray[np.float64] = np.sum([np.sin(k * phase) / k for k in range(1, 25)], axis=0)
     formants = [(700, 1200), (400, 2000), (600, 1000), (300, 2300)]
     envelope = np.zeros(n)
     voiced = np.zeros(n)
