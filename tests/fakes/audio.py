@@ -37,9 +37,9 @@ def speech_like(
             + 0.15 * np.sin(2 * np.pi * f2 * seg / 100)
         )
         pos = end + gap
-    signal = source * envelope * voiced + 0.003 * rng.standard_normal(n)
+    signal: npt.NDArray[np.float64] = source * envelope * voiced + 0.003 * rng.standard_normal(n)
     signal = signal / (np.max(np.abs(signal)) + 1e-9) * level
-    return (signal * 32767).astype(np.int16)
+    return np.asarray(signal * 32767, dtype=np.int16)
 
 
 def tone(
