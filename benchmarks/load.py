@@ -27,7 +27,7 @@ from benchmarks.service import (
     delta,
     quantile,
     total,
-    udp_receive_errors,
+    udp_drops,
 )
 
 LATENCY_BUDGET_S = 1.0  # p99 arrival-to-score beyond the window length
@@ -72,14 +72,14 @@ def run_level(service: ServiceProcess, plan: LoadPlan, n: int, speech: Path) -> 
     target = ("127.0.0.1", service.sip_port)
     procs, results, measure_from, end_at = _workers(plan, n, target, speech)
     time.sleep(max(0.0, measure_from - time.time()))
-    before, cpu, udp0, load0 = service.scrape(), CpuMeter(), udp_receive_errors(), os.getloadavg()
+    before, cpu, udp0, load0 = service.scrape(), CpuMeter(), udp_drops(*service.rtp_range), os.getloadavg()
     t0 = time.monotonic()
     spy = _profile(service, plan, n, end_at - 1.0 - time.time())
     time.sleep(max(0.0, end_at - 0.5 - time.time()))
     if spy is not None:
         spy.wait()
     after, elapsed = service.scrape(), time.monotonic() - t0
-    busy, udp_errors = cpu.busy_percent(), udp_receive_errors() - udp0
+    busy, udp_errors = cpu.busy_percent(), udp_drops(*service.rtp_range) - udp0
     reports = [results.get(timeout=60) for _ in procs]
     for proc in procs:
         proc.join(30)
@@ -87,7 +87,7 @@ def run_level(service: ServiceProcess, plan: LoadPlan, n: int, speech: Path) -> 
     row = _figures(before, after, elapsed, n, plan.streams)
     row.update(
         machine_cpu_busy_percent=busy,
-        udp_rcvbuf_errors=udp_errors,
+        udp_socket_drops=udp_errors,
         peak_rss_mb=round(service.peak_rss_bytes() / 2**20, 1),
         loadavg_1m=round((load0[0] + os.getloadavg()[0]) / 2, 2),
         generator=_merge(reports),
@@ -166,7 +166,7 @@ def behind(row: dict[str, Any], n: int) -> list[str]:
         why.append(f"p99 latency {row['latency_p99_s']} s > {LATENCY_BUDGET_S} s")
     if row["packets_per_s"] < row["packets_expected_per_s"] * (1 - LOSS_TOLERANCE):
         why.append(f"{row['packets_per_s']} of {row['packets_expected_per_s']} packets/s received")
-    if row["rtp_packets_dropped"] or row["windows_dropped"] or row["udp_rcvbuf_errors"]:
+    if row["rtp_packets_dropped"] or row["windows_dropped"] or row["udp_socket_drops"]:
         why.append("packets or windows dropped")
     return why
 
@@ -198,7 +198,7 @@ def _line(row: dict[str, Any]) -> str:
         f"win/s={row['windows_per_s']:6.1f} cpu={row['service_cpu_cores']:.2f} cores "
         f"rss={row['rss_mb']:.0f} MB p50={row['latency_p50_s']} p99={row['latency_p99_s']} "
         f"drops={row['rtp_packets_dropped'] + row['windows_dropped']} "
-        f"udp_err={row['udp_rcvbuf_errors']} load={row['loadavg_1m']} "
+        f"udp_drops={row['udp_socket_drops']} load={row['loadavg_1m']} "
         f"gen_lag_p99={row['generator']['ticker_lag_p99_ms']}ms "
         f"{'BEHIND: ' + '; '.join(row['behind']) if row['behind'] else 'ok'}"
     )

@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +47,10 @@ class ServiceProcess:
         self.sip_port = free_port()
         self.http_port = free_port(socket.SOCK_STREAM)
         rtp_min = 30000
+        self.rtp_range = (rtp_min, rtp_min + 2 * rtp_ports + 1)
         settings: dict[str, dict[str, Any]] = {
             "sip": {"host": "127.0.0.1", "port": self.sip_port, "max_calls": 100_000},
-            "rtp": {"port_min": rtp_min, "port_max": rtp_min + 2 * rtp_ports + 1},
+            "rtp": {"port_min": rtp_min, "port_max": self.rtp_range[1]},
             "http": {"host": "127.0.0.1", "port": self.http_port},
             "model": {"path": str(model), "providers": ["CPUExecutionProvider"]},
             "store": {"path": str(self.dir / "clonewatch.db")},
