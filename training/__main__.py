@@ -28,7 +28,7 @@ VARIANTS = 6
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
-    p.add_argument("command", choices=("dev", "loso", "export", "all"))
+    p.add_argument("command", nargs="?", default="all", choices=("dev", "loso", "export", "all"))
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--width", type=int, default=TrainConfig.width)
     p.add_argument("--arch", choices=("cnn", "tdnn"), default=TrainConfig.arch)
@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             results = leave_family_out(clips, pcm, data, cfg, family)
             save_results(f"{args.name}-loso-{family}", cfg, results)
     if args.command in ("export", "all"):
+        from training.card import write_card
         from training.export import write_manifest
         from training.ship import ONNX_PATH, ship
 
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = checks(clips, pcm, data, manifest)
         manifest["metrics"].update(extra)
         write_manifest(ONNX_PATH, manifest)
+        write_card(manifest)
     return 0
 
 

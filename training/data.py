@@ -64,9 +64,9 @@ def find_corpus() -> Path:
     raise FileNotFoundError("corpus manifest.csv not found in " + ", ".join(map(str, CORPUS_DIRS)))
 
 
-def read_manifest(manifest: Path) -> list[Clip]:
-    """Rows of a manifest.csv (`path,label` + optional columns), paths made absolute."""
-    root = manifest.parent
+def read_manifest(manifest: Path, root: Path | None = None) -> list[Clip]:
+    """Rows of a manifest.csv (`path,label` + optional columns), paths under `root`."""
+    root = manifest.parent if root is None else root
     clips = []
     with manifest.open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
@@ -86,11 +86,19 @@ def read_manifest(manifest: Path) -> list[Clip]:
 
 
 def all_clips(use_generated: bool = True) -> list[Clip]:
-    """The corpus plus data/generated (when its manifest exists and `use_generated`)."""
+    """The corpus plus data/generated (when its manifest exists and `use_generated`).
+
+    The generated manifest is read through a snapshot (data/cache/generated-manifest.csv,
+    taken on first use), so runs agree while the generator is still appending.
+    """
     clips = read_manifest(find_corpus() / "manifest.csv")
     gen = GENERATED_DIR / "manifest.csv"
+    snapshot = CACHE_DIR / "generated-manifest.csv"
     if use_generated and gen.is_file():
-        clips += [c for c in read_manifest(gen) if c.path.is_file()]
+        if not snapshot.is_file():
+            CACHE_DIR.mkdir(parents=True, exist_ok=True)
+            snapshot.write_bytes(gen.read_bytes())
+        clips += [c for c in read_manifest(snapshot, GENERATED_DIR) if c.path.is_file()]
     return clips
 
 
