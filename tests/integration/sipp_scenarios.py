@@ -52,6 +52,7 @@ _BYE = """  <send retrans="500">
   </send>
   <recv response="200" crlf="true"/>
 """
+_BYE_START = '  <send retrans="500">\n    <![CDATA[\n      BYE'
 _ANSWERED = """  <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="200" rtd="true"/>
@@ -149,12 +150,12 @@ def siprec_reinvite_call(
 ) -> str:
     """SIPREC session; after `talk_ms` a re-INVITE with new SDP ports and metadata; BYE later."""
     call = siprec_call(first[0], first[1], talk_ms)
-    head, bye = call.split('  <send retrans="500">\n    <![CDATA[\n      BYE', 1)
+    head, bye = call.split(_BYE_START, 1)
     return (
         head
         + in_dialog_invite(2, siprec_body(second[0], second[1], version=2))
         + f'  <pause milliseconds="{talk_ms}"/>\n'
-        + '  <send retrans="500">\n    <![CDATA[\n      BYE'
+        + _BYE_START
         + bye.replace("CSeq: 2 BYE", "CSeq: 3 BYE")
     )
 
@@ -224,25 +225,40 @@ def cancelled_call() -> str:
 
 def silent_call() -> str:
     """Answered, no RTP at all: expects our BYE (RTP timeout) and answers it 200."""
+    return answered_call()
+
+
+def unacknowledged_call() -> str:
+    """INVITE and its 200, never ACKed: expects our BYE once we give up, answers it 200."""
     return (
-        _HEAD.format(name="silent")
+        _HEAD.format(name="no-ack")
         + _invite(_PLAIN_SDP.format(port="[media_port]"))
         + _ANSWERED
-        + _ACK
-        + '  <recv request="BYE" timeout="10000"/>\n'
-        + """  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-"""
+        + _AWAIT_BYE
         + "</scenario>\n"
+    )
+
+
+def _direction_sdp(direction: str, version: int) -> str:
+    sdp = _PLAIN_SDP.format(port="[rtpstream_audio_port]")
+    return sdp.replace("a=sendrecv", f"a={direction}").replace(
+        "53655765 2353687637", f"53655765 {version}"
+    )
+
+
+def hold_unhold_call(wav: str, talk_ms: int, hold_ms: int) -> str:
+    """Talk, hold (re-INVITE sendonly, RTP paused) for `hold_ms`, unhold, talk again, BYE."""
+    head, bye = plain_call(wav, talk_ms).split(_BYE_START, 1)
+    return (
+        head
+        + '  <nop><action><exec rtp_stream="pause"/></action></nop>\n'
+        + in_dialog_invite(2, _direction_sdp("sendonly", 2))
+        + f'  <pause milliseconds="{hold_ms}"/>\n'
+        + in_dialog_invite(3, _direction_sdp("sendrecv", 3))
+        + '  <nop><action><exec rtp_stream="resume"/></action></nop>\n'
+        + f'  <pause milliseconds="{talk_ms}"/>\n'
+        + _BYE_START
+        + bye.replace("CSeq: 2 BYE", "CSeq: 4 BYE")
     )
 
 
