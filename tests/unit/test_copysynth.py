@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +11,7 @@ import pytest
 from training.copysynth import VOCODERS, mel_filterbank
 from training.generate import MANIFEST_COLUMNS, job_rng, plan_jobs
 
-pytestmark = [
-    pytest.mark.unit,
-    pytest.mark.skipif(
-        importlib.util.find_spec("pyworld") is None or importlib.util.find_spec("pysptk") is None,
-        reason="copy-synthesis needs the training extras (pyworld, pysptk)",
-    ),
-]
+pytestmark = pytest.mark.unit
 
 SR = 16_000
 
