@@ -41,8 +41,13 @@ class ServiceProcess:
     """`clonewatch serve` on loopback, for one benchmark run; use as a context manager."""
 
     def __init__(
-        self, model: Path, rtp_ports: int, sections: dict[str, dict[str, Any]] | None = None
+        self,
+        model: Path,
+        rtp_ports: int,
+        sections: dict[str, dict[str, Any]] | None = None,
+        root: Path | None = None,
     ) -> None:
+        self.root = root  # another checkout's code (PYTHONPATH), for before/after runs
         self.dir = Path(tempfile.mkdtemp(prefix="clonewatch-bench-"))
         self.sip_port = free_port()
         self.http_port = free_port(socket.SOCK_STREAM)
@@ -54,6 +59,7 @@ class ServiceProcess:
             "http": {"host": "127.0.0.1", "port": self.http_port},
             "model": {"path": str(model), "providers": ["CPUExecutionProvider"]},
             "store": {"path": str(self.dir / "clonewatch.db")},
+            "whip": {"tokens": ["bench-token"], "max_sessions": 1000},
         }
         for section, keys in (sections or {}).items():
             settings.setdefault(section, {}).update(keys)
@@ -67,11 +73,16 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ServiceProcess:
+        env = dict(os.environ)
+        if self.root is not None:
+            env["PYTHONPATH"] = str(self.root)
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streamer", "serve", "--config", str(self.config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.root,
             )
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self._ready():
