@@ -123,6 +123,8 @@ class Service:
         self.calls: CallManager | None = None
         self.sip: SipServer | None = None
         self.whip: WhipIngress | None = None
+        self.console: Console | None = None
+        self.users: UserStore | None = None
         self.http_runner: web.AppRunner | None = None
         self.http_port = 0
         self._sinks: list[SinkRunner] = []
@@ -135,30 +137,19 @@ class Service:
         self.analysis.runtime.start()
         await self.store.start()
         self._start_sinks()
-        pipeline = self.analysis.pipeline
-        users = await asyncio.to_thread(UserStore, self.config.store.path)
-        self.console = Console(
-            self.config.console,
-            self.analysis.board,
-            self.store,
-            users,
-            self.bus,
-            window_s=self.config.model.window_s or model.manifest.window_s,
-            secure=bool(self.config.http.tls_cert),
-            whip_call=lambda sid: (
-                s.call_id if self.whip and (s := self.whip.sessions.get(sid)) else None
-            ),
-        )
-        await self.console.restore_alerts()
+        self.console = await self._start_console(self.analysis)
         self.whip = WhipIngress(
-            self.config.whip, pipeline, self.metrics, extra_auth=self.console.whip_auth
+            self.config.whip,
+            self.analysis.pipeline,
+            self.metrics,
+            extra_auth=self.console.whip_auth,
         )
         self.calls = CallManager(
             self.config.sip, self.config.rtp, self.analysis.pipeline, self.metrics
         )
         self.sip = SipServer(self.config.sip, self.calls, self.metrics)
         await self.sip.start()
-        await self._start_http()
+        await self._start_http(self.console)
         logger.info(
             "clonewatch serving: SIP udp/%s tcp/%s, HTTP %s, model %s on %s",
             self.sip.udp_port,
@@ -167,6 +158,26 @@ class Service:
             model.manifest.name,
             model.provider,
         )
+
+    async def _start_console(self, analysis: Analysis) -> Console:
+        """The operator console over the board and store, with open alerts restored."""
+        self.users = await asyncio.to_thread(UserStore, self.config.store.path)
+        console = Console(
+            self.config.console,
+            analysis.board,
+            self.store,
+            self.users,
+            self.bus,
+            window_s=self.config.model.window_s or analysis.model.manifest.window_s,
+            secure=bool(self.config.http.tls_cert),
+            whip_call=self._whip_call_id,
+        )
+        await console.restore_alerts()
+        return console
+
+    def _whip_call_id(self, session_id: str) -> str | None:
+        session = self.whip.sessions.get(session_id) if self.whip else None
+        return session.call_id if session else None
 
     def _start_sinks(self) -> None:
         sinks: list[Sink] = [StoreSink(self.store)]
@@ -183,14 +194,14 @@ class Service:
             runner.start()
             self._sinks.append(runner)
 
-    async def _start_http(self) -> None:
+    async def _start_http(self, console: Console) -> None:
         app = web.Application(client_max_size=1024**2)
         app[METRICS_KEY] = self.metrics
         app[SERVICE_KEY] = self
         app.router.add_get("/healthz", _healthz)
         app.router.add_get("/readyz", _readyz)
         app.router.add_get("/metrics", _metrics)
-        self.console.setup(app)
+        console.setup(app)
         if self.whip is not None:
             app.add_routes(self.whip.routes())
         self.http_runner = web.AppRunner(app, access_log=None)
@@ -211,11 +222,13 @@ class Service:
             return False
 
     async def aclose(self) -> None:
-        """Stop taking calls, end the calls (scoring what is pending), drain the sinks."""
+        """Stop taking calls and requests, end the calls (scoring what is pending), drain."""
         if self.sip is not None:
             await self.sip.aclose()
         if self.whip is not None:
             await self.whip.aclose()
+        if self.http_runner is not None:
+            await self.http_runner.cleanup()  # closes console websockets with GOING_AWAY
         if self.calls is not None:
             await self.calls.aclose()
         if self.analysis is not None:
@@ -223,8 +236,8 @@ class Service:
         for runner in self._sinks:
             await runner.aclose()
         await self.store.aclose()
-        if self.http_runner is not None:
-            await self.http_runner.cleanup()
+        if self.users is not None:
+            await asyncio.to_thread(self.users.close)
 
 
 def _bound_port(site: web.TCPSite) -> int:
