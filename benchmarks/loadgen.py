@@ -217,6 +217,9 @@ class Worker:
         await self._bye(call_id, tag, ok, queue)
         self._close(call_id, streams)
 
+    def _send_sip(self, msg: SipMessage) -> None:
+        self.sip.send(msg, self.spec.target)
+
     def _socket(self) -> _Stream:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind((self.host, 0))
@@ -264,13 +267,12 @@ class Worker:
             content_type, invite.body = "application/sdp", sdp.encode()
             invite.headers.append(("Contact", contact))
         invite.headers.append(("Content-Type", content_type))
-        send = lambda m: self.sip.send(m, self.spec.target)  # noqa: E731
-        ok = await invite_transaction(invite, send, queue, ANSWER_TIMEOUT_S)
+        ok = await invite_transaction(invite, self._send_sip, queue, ANSWER_TIMEOUT_S)
         contact_uri = ok.header("Contact")
         target_uri = parse_name_addr(contact_uri).uri if contact_uri else uri
         ack = self._request("ACK", call_id, tag, 1, ok.header("To") or "", target_uri)
         self.sip.acks[call_id] = ack
-        send(ack)
+        self._send_sip(ack)
         return ok
 
     def _start_streams(self, ok: SipMessage, streams: list[_Stream]) -> None:
@@ -294,8 +296,7 @@ class Worker:
     ) -> None:
         ack = self.sip.acks[call_id]
         bye = self._request("BYE", call_id, tag, 2, ok.header("To") or "", ack.uri)
-        send = lambda m: self.sip.send(m, self.spec.target)  # noqa: E731
-        if await request_transaction(bye, send, queue, BYE_TIMEOUT_S) is None:
+        if await request_transaction(bye, self._send_sip, queue, BYE_TIMEOUT_S) is None:
             self.reasons["no BYE answer"] = self.reasons.get("no BYE answer", 0) + 1
 
 

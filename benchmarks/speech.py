@@ -58,10 +58,11 @@ def _synthetic(seconds: float = 30.0) -> npt.NDArray[np.int16]:
     t = np.arange(int(seconds * RATE_HZ)) / RATE_HZ
     f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
     phase = 2 * np.pi * np.cumsum(f0) / RATE_HZ
-    source = sum(np.sin(k * phase) / k for k in range(1, 20))
+    source = np.sum([np.sin(k * phase) / k for k in range(1, 20)], axis=0)
     syllables = (np.sin(2 * np.pi * 4 * t) > -0.3).astype(float)
     signal = source * syllables + 0.01 * rng.standard_normal(len(t))
-    return (signal / np.max(np.abs(signal)) * 0.3 * 32767).astype(np.int16)
+    out: npt.NDArray[np.int16] = (signal / np.max(np.abs(signal)) * 0.3 * 32767).astype(np.int16)
+    return out
 
 
 def path_of_track() -> Path:
