@@ -37,8 +37,8 @@ def test_quantile_of_no_observations_is_none_and_overflow_is_the_last_edge() -> 
 
 
 def test_delta_sums_matching_labels() -> None:
-    a = {("x_total", (("stage", "rtp"),)): 1.0, ("x_total", (("stage", "runtime"),)): 2.0}
-    b = {("x_total", (("stage", "rtp"),)): 4.0, ("x_total", (("stage", "runtime"),)): 7.0}
+    a: Sample = {("x_total", (("stage", "rtp"),)): 1.0, ("x_total", (("stage", "runtime"),)): 2.0}
+    b: Sample = {("x_total", (("stage", "rtp"),)): 4.0, ("x_total", (("stage", "runtime"),)): 7.0}
     assert delta(b, a, "x_total") == 8.0
     assert delta(b, a, "x_total", stage="runtime") == 5.0
 
