@@ -37,8 +37,8 @@ from benchmarks.speech import path_of_track, speech_track
 from streamer.config import PROJECT_ROOT, load_config
 
 PARTS = ("inference", "hotpath", "sip", "siprec", "webrtc", "overload")
-SIP_COUNTS = (50, 100, 200, 250, 300, 350, 400, 500, 600)
-SIPREC_COUNTS = (50, 100, 150, 200, 250)
+SIP_COUNTS = (100, 200, 300, 350, 400, 500)
+SIPREC_COUNTS = (50, 100, 150, 200)
 WEBRTC_COUNTS = (5, 10, 20)
 RESULTS = Path(__file__).with_name("results")
 
@@ -50,8 +50,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sip-counts", default=",".join(map(str, SIP_COUNTS)))
     p.add_argument("--siprec-counts", default=",".join(map(str, SIPREC_COUNTS)))
     p.add_argument("--webrtc-counts", default=",".join(map(str, WEBRTC_COUNTS)))
-    p.add_argument("--repeat", type=int, default=200, help="SIP level run twice (0: none)")
-    p.add_argument("--measure-s", type=float, default=20.0, help="measured seconds per level")
+    p.add_argument("--repeat", type=int, default=300, help="SIP level run twice (0: none)")
+    p.add_argument("--measure-s", type=float, default=15.0, help="measured seconds per level")
     p.add_argument("--service-root", type=Path, help="serve from another checkout (a 'before')")
     p.add_argument("--profile", type=Path, help="write py-spy stacks of the service here")
     p.add_argument("--label", default="", help="a note for the report (e.g. 'before')")
