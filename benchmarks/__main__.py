@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     results["header"]["duration_s"] = round(time.monotonic() - began)
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = RESULTS / f"{stamp}{'-' + args.label if args.label else ''}.json"
+    slug = "".join(c if c.isalnum() else "-" for c in args.label.lower()).strip("-")
+    out = RESULTS / f"{stamp}{'-' + slug if slug else ''}.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     _log(f"results: {out}")
     if not args.no_append:

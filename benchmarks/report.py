@@ -124,6 +124,6 @@ def append(path: Path, results: dict[str, Any], json_path: Path) -> None:
 
 PREAMBLE = """# clonewatch benchmarks
 
-Each section below is one `make bench` run (`python -m benchmarks`), newest last. See
-the end of the file for how to read and reproduce the figures.
+Each section below is one `make bench` run (`python -m benchmarks`), newest last; the raw
+figures of each run are in `benchmarks/results/`.
 """
