@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-generated", action="store_true", help="ignore data/generated")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--name", default="run")
+    p.add_argument("--render-seed", type=int, default=2025, help="seed of the rendered crops")
     p.add_argument("--window", type=float, default=2.0, help="window_s of the shipped model")
     return p
 
@@ -48,10 +49,8 @@ def checks(
     from training.report import shortcut_check, time_to_alert
     from training.ship import ONNX_PATH
 
-    train_rows = np.flatnonzero(np.array([c.split == "train" for c in clips])[data.clip])
-    dev = np.flatnonzero(
-        np.array([c.split == "dev" and "generated" not in str(c.path) for c in clips])
-    )
+    train_rows = np.flatnonzero(np.array([c.fold == "train" for c in clips])[data.clip])
+    dev = np.flatnonzero([c.fold == "dev" and not c.generated for c in clips])
     out: dict[str, Any] = {
         "shortcuts_best_single_feature_eer": shortcut_check(clips, pcm, data, train_rows)
     }
@@ -71,13 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(steps=args.steps, width=args.width, arch=args.arch, lr=args.lr)
     clips = all_clips(use_generated=not args.no_generated)
     pcm = cached_audio(clips)
-    data = render_all(clips, VARIANTS)
+    data = render_all(clips, VARIANTS, seed=args.render_seed)
     if args.command in ("dev", "all"):
-        model, results = dev_split(clips, pcm, data, cfg)
+        model, both = dev_split(clips, pcm, data, cfg)
         weights = Path(f"data/results/{args.name}.pt")
         weights.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"state": model.state_dict(), "width": args.width, "arch": args.arch}, weights)
-        save_results(f"{args.name}-dev", cfg, results)
+        for key, results in both.items():
+            save_results(f"{args.name}-{key}", cfg, results)
     if args.command in ("loso", "all"):
         for family in args.families:
             results = leave_family_out(clips, pcm, data, cfg, family)

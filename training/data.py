@@ -37,6 +37,13 @@ FAMILIES = {
 }
 
 
+# The corpus split put LJ Speech (one voice, most research demo pages: ground truth and
+# fakes) wholly on the dev side, so no training run would see a vocoder applied to a voice
+# it knows. These speakers move to the training side; "dev" below means the rest of the
+# corpus's dev split, still speaker-disjoint from training.
+MOVED_TO_TRAIN = frozenset({"ljspeech-LJ"})
+
+
 @dataclass(frozen=True, slots=True)
 class Clip:
     """One labelled recording (a manifest row) and where its audio lives."""
@@ -47,6 +54,16 @@ class Clip:
     system: str
     speaker: str
     split: str
+
+    @property
+    def fold(self) -> str:
+        """'train' or 'dev' after moving MOVED_TO_TRAIN speakers to the training side."""
+        return "train" if self.speaker in MOVED_TO_TRAIN else self.split
+
+    @property
+    def generated(self) -> bool:
+        """True for clips of data/generated (not part of the shared corpus)."""
+        return GENERATED_DIR.name in self.path.parts
 
     @property
     def family(self) -> str:

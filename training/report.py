@@ -7,6 +7,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from alerts.config import VerdictConfig
+from alerts.policy import VerdictPolicy, resolve_thresholds
+from alerts.types import Verdict, WindowScore
 from inference.channels import Channel, apply_channel
 from inference.eer import eer
 from training.data import Clip
@@ -67,14 +70,20 @@ def shortcut_check(
     return out
 
 
-def first_alert_s(
-    scores: np.ndarray, threshold: float, window_s: float, hop_s: float
-) -> float | None:
-    """Seconds of speech before the policy alerts: two consecutive windows >= threshold."""
-    hits = scores >= threshold
-    for k in range(1, len(hits)):
-        if hits[k] and hits[k - 1]:
-            return window_s + k * hop_s
+def first_alert_s(scores: np.ndarray, manifest: dict[str, Any]) -> float | None:
+    """Seconds of speech before the service's verdict policy first says `synthetic`.
+
+    Uses the shipped `alerts.policy.VerdictPolicy` with its default settings and the
+    manifest's thresholds; window k ends at window_s + k * hop_s seconds of speech.
+    """
+    config = VerdictConfig()
+    thresholds = resolve_thresholds(config, manifest["thresholds"], manifest["threshold"], "")
+    policy = VerdictPolicy(config, thresholds)
+    for k, score in enumerate(scores.tolist()):
+        end = manifest["window_s"] + k * manifest["hop_s"]
+        policy.push(WindowScore("c", "p", k, end - manifest["window_s"], end, score, 1.0, 0.0))
+        if policy.state == Verdict.SYNTHETIC:
+            return float(end)
     return None
 
 
@@ -89,19 +98,17 @@ def time_to_alert(
     """Replay each clip's speech in windows every hop; first alert per spoof, humans alerted."""
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     w, hop = int(manifest["window_s"] * 16000), int(manifest["hop_s"] * 16000)
-    thr = np.log(manifest["threshold"] / (1 - manifest["threshold"]))
     alerts: dict[int, list[float | None]] = {0: [], 1: []}
     for i in idx:
         x = apply_channel(pcm[i].astype(np.float32) / 32768.0, channel)
         starts = range(0, max(len(x) - w, 0) + 1, hop)
         batch = np.stack([np.resize(x[s : s + w], w) for s in starts]).astype(np.float32)
         (logits,) = session.run(["logit"], {"waveform": batch})
-        alerts[clips[i].label].append(
-            first_alert_s(logits, thr, manifest["window_s"], manifest["hop_s"])
-        )
+        scores = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+        alerts[clips[i].label].append(first_alert_s(scores, manifest))
     spoof = np.array([a for a in alerts[1] if a is not None])
     return {
-        "policy": "alert at 2 consecutive windows >= threshold (fpr_1pct), windows every hop_s",
+        "policy": "alerts.policy.VerdictPolicy defaults: synthetic verdict = alert",
         "synthetic_files": len(alerts[1]),
         "synthetic_alerted": round(len(spoof) / max(len(alerts[1]), 1), 4),
         "median_s": float(np.median(spoof)) if len(spoof) else None,

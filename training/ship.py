@@ -36,9 +36,7 @@ def calibrate(
     model: Any, clips: list[Clip], pcm: list[np.ndarray], window_s: float
 ) -> tuple[dict[str, float], np.ndarray]:
     """Thresholds (probabilities) on the dev split, telephone and wideband windows pooled."""
-    dev = np.flatnonzero(
-        np.array([c.split == "dev" and "generated" not in str(c.path) for c in clips])
-    )
+    dev = np.flatnonzero([c.fold == "dev" and not c.generated for c in clips])
     sets = [build_eval(clips, pcm, dev, ch, window_s) for ch in EVAL_CHANNELS]
     logits = np.concatenate([score(model, s.audio) for s in sets])
     labels = np.concatenate([s.labels for s in sets])

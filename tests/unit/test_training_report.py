@@ -1,0 +1,36 @@
+"""Time-to-alert simulation (with the service's verdict policy) and shortcut cues."""
+
+import numpy as np
+import pytest
+
+from training.report import first_alert_s, shortcut_features
+
+pytestmark = pytest.mark.unit
+
+MANIFEST = {
+    "window_s": 1.0,
+    "hop_s": 0.5,
+    "threshold": 0.8,
+    "thresholds": {"eer": 0.5, "fpr_1pct": 0.8},
+}
+
+
+def test_alert_comes_when_the_policy_says_synthetic() -> None:
+    # policy defaults: at least 2 windows, median of the last 4 >= fpr_1pct threshold
+    assert first_alert_s(np.array([0.9, 0.9, 0.9]), MANIFEST) == 1.5
+    assert first_alert_s(np.array([0.1, 0.1, 0.95, 0.95, 0.95]), MANIFEST) == 3.0
+
+
+def test_one_odd_window_does_not_alert() -> None:
+    assert first_alert_s(np.array([0.1, 0.99, 0.1, 0.1, 0.2]), MANIFEST) is None
+    assert first_alert_s(np.array([0.7, 0.7, 0.7]), MANIFEST) is None  # suspect only
+
+
+def test_shortcut_features_of_known_signals() -> None:
+    t = np.arange(16000) / 16000.0
+    tone = (0.1 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    x = np.concatenate([np.zeros(8000, np.float32), tone])
+    f = shortcut_features(x)
+    assert f["level_dbfs"] == pytest.approx(10 * np.log10(0.005 * 2 / 3), abs=0.2)
+    assert f["leading_silence_s"] == pytest.approx(0.5, abs=0.03)
+    assert f["zero_fraction"] == pytest.approx(1 / 3, abs=0.01)
