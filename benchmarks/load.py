@@ -33,6 +33,7 @@ from benchmarks.whipgen import WhipSpec, whip_worker_main
 
 LATENCY_BUDGET_S = 1.0  # p99 arrival-to-score beyond the window length
 LOSS_TOLERANCE = 0.001  # share of packets that may be lost in the kernel's socket buffers
+BACKLOG_TOLERANCE = 0.05  # audio analysed may trail real time this much (1 s reporting steps)
 SETTLE_S = 10.0  # how long to wait for calls to end after the hang-up
 
 
@@ -175,6 +176,12 @@ def behind(row: dict[str, Any], n: int) -> list[str]:
         why.append(f"only {gen.get('established', 0)} of {n} calls set up")
     if row["latency_p99_s"] is None or row["latency_p99_s"] > LATENCY_BUDGET_S:
         why.append(f"p99 latency {row['latency_p99_s']} s > {LATENCY_BUDGET_S} s")
+    admitted = gen.get("established", 0) * row["streams"] / max(1, row["calls"])
+    if row["audio_s_per_s"] < admitted * (1 - BACKLOG_TOLERANCE):
+        why.append(
+            f"{row['audio_s_per_s']} s of audio analysed per s for {admitted:.0f} streams "
+            "(a backlog is growing)"
+        )
     lost = row["rtp_packets_lost"] + row["udp_socket_drops"]
     if lost > row["packets_expected_per_s"] * row["interval_s"] * LOSS_TOLERANCE:
         why.append(f"{lost:.0f} packets lost on the way in (socket buffers)")

@@ -46,6 +46,9 @@ def test_delta_sums_matching_labels() -> None:
 def _row(**changes: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
         "generator": {"established": 10},
+        "calls": 10,
+        "streams": 10,
+        "audio_s_per_s": 9.8,
         "latency_p99_s": 0.3,
         "rtp_packets_lost": 0.0,
         "udp_socket_drops": 0,
@@ -66,3 +69,4 @@ def test_a_level_is_behind_for_latency_drops_loss_or_refused_calls() -> None:
     assert "lost" in behind(_row(udp_socket_drops=50), 10)[0]
     assert behind(_row(udp_socket_drops=5), 10) == []  # within 0.1 % of 10000 packets
     assert "set up" in behind(_row(generator={"established": 9}), 10)[0]
+    assert "backlog" in behind(_row(audio_s_per_s=9.0), 10)[0]
