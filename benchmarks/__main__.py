@@ -105,7 +105,7 @@ def _load_parts(args: argparse.Namespace, parts: set[str], model: Path) -> dict[
         out["siprec"] = sweep(model, plan, speech, _log)
     if "webrtc" in parts:
         _log("webrtc: N WHIP peers")
-        plan = LoadPlan(_counts(args.webrtc_counts), ingress="webrtc", workers=1, **common)
+        plan = LoadPlan(_counts(args.webrtc_counts), ingress="webrtc", workers=2, **common)
         out["webrtc"] = sweep(model, plan, speech, _log)
     if "overload" in parts:
         limit = load_config(env={}).sip.max_calls

@@ -163,6 +163,10 @@ def _merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
             out[key] = out.get(key, 0) + r[key]
         for key in ("ticker_lag_p99_ms", "ticker_lag_max_ms"):
             out[key] = max(out.get(key, 0.0), r[key])
+        if "realtime_factor_min" in r:  # WebRTC peers: audio produced per wall second
+            out["realtime_factor_min"] = min(
+                out.get("realtime_factor_min", 1.0), r["realtime_factor_min"]
+            )
         for reason, count in r["failures"].items():
             out["failures"][reason] = out["failures"].get(reason, 0) + count
     return out
@@ -181,6 +185,11 @@ def behind(row: dict[str, Any], n: int) -> list[str]:
         why.append(
             f"{row['audio_s_per_s']} s of audio analysed per s for {admitted:.0f} streams "
             "(a backlog is growing)"
+        )
+    if gen.get("realtime_factor_min", 1.0) < 1 - BACKLOG_TOLERANCE:
+        why.append(
+            f"generator: a peer produced audio at {gen['realtime_factor_min']}x real time "
+            "(the load generator, not the service, fell behind)"
         )
     lost = row["rtp_packets_lost"] + row["udp_socket_drops"]
     if lost > row["packets_expected_per_s"] * row["interval_s"] * LOSS_TOLERANCE:

@@ -67,10 +67,18 @@ class _SpeechTrack(MediaStreamTrack):
         self._sent += n
         return frame
 
+    def realtime_factor(self) -> float:
+        """Audio handed to the encoder per second of wall time since the first frame."""
+        elapsed = time.monotonic() - self._start if self._start else 0.0
+        return self._sent / RATE_HZ / elapsed if elapsed > 0 else 0.0
 
-async def _peer(spec: WhipSpec, http: ClientSession, samples: np.ndarray, offset: int) -> str:
+
+async def _peer(
+    spec: WhipSpec, http: ClientSession, samples: np.ndarray, offset: int
+) -> tuple[str, float]:
     pc = RTCPeerConnection()
-    pc.addTrack(_SpeechTrack(samples, offset))
+    track = _SpeechTrack(samples, offset)
+    pc.addTrack(track)
     await pc.setLocalDescription(await pc.createOffer())
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/sdp"}
     try:
@@ -78,14 +86,15 @@ async def _peer(spec: WhipSpec, http: ClientSession, samples: np.ndarray, offset
             f"{spec.base_url}/whip", data=pc.localDescription.sdp, headers=headers
         ) as resp:
             if resp.status != 201:
-                return f"status {resp.status}"
+                return f"status {resp.status}", 0.0
             location = resp.headers["Location"]
             answer = await resp.text()
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         await asyncio.sleep(max(0.0, spec.end_at - time.time()))
+        factor = track.realtime_factor()
         async with http.delete(f"{spec.base_url}{location}", headers=headers):
             pass
-        return "established"
+        return "established", factor
     finally:
         await pc.close()
 
@@ -104,14 +113,17 @@ async def _run(spec: WhipSpec) -> dict[str, Any]:
             await asyncio.sleep(gap)
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     report: dict[str, Any] = {"established": 0, "rejected": 0, "failed": 0, "failures": {}}
+    factors = []
     for outcome in outcomes:
-        if outcome == "established":
+        if isinstance(outcome, tuple) and outcome[0] == "established":
             report["established"] += 1
+            factors.append(outcome[1])
         else:
-            key = "rejected" if str(outcome).startswith("status 503") else "failed"
-            report[key] += 1
-            report["failures"][str(outcome)[:60]] = report["failures"].get(str(outcome)[:60], 0) + 1
+            why = str(outcome[0] if isinstance(outcome, tuple) else outcome)[:60]
+            report["rejected" if why.startswith("status 503") else "failed"] += 1
+            report["failures"][why] = report["failures"].get(why, 0) + 1
     report.update(packets_sent=0, ticker_lag_p99_ms=0.0, ticker_lag_max_ms=0.0)
+    report["realtime_factor_min"] = round(min(factors), 3) if factors else 0.0
     return report
 
 

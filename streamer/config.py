@@ -104,7 +104,7 @@ class WhipConfig(_Frozen):
     turn_urls: tuple[str, ...] = ()
     turn_username: str = ""
     turn_password: str = ""
-    max_sessions: int = Field(100, ge=1, le=10_000)
+    max_sessions: int = Field(20, ge=1, le=10_000)  # measured capacity, BENCHMARKS.md
     media_timeout_s: float = Field(
         10.0, gt=0.0, le=3600.0, description="no audio this long ends it"
     )
