@@ -162,6 +162,10 @@ class Service:
     async def _start_console(self, analysis: Analysis) -> Console:
         """The operator console over the board and store, with open alerts restored."""
         self.users = await asyncio.to_thread(UserStore, self.config.store.path)
+        if not await asyncio.to_thread(self.users.has_users):
+            logger.warning(
+                "no console users yet: add one with `clonewatch users add NAME --role supervisor`"
+            )
         console = Console(
             self.config.console,
             analysis.board,
