@@ -180,3 +180,44 @@ def _readlink(path: Path) -> str:
         return str(path.readlink())
     except OSError:
         return ""
+
+
+class StallingTrack(SpeechTrack):
+    """Sends one second of speech, then stops sending without closing (a frozen client)."""
+
+    async def recv(self) -> av.AudioFrame:
+        if self.pos >= RATE:
+            await asyncio.Event().wait()  # never resolves: no more media, no BYE
+        return await super().recv()
+
+
+async def test_peer_that_stops_sending_is_closed_after_the_media_timeout(whip) -> None:  # type: ignore[no-untyped-def]
+    ingress, sink, base = whip
+    pc = RTCPeerConnection()
+    pc.addTrack(StallingTrack())
+    async with ClientSession() as http:
+        async with http.post(f"{base}/whip", data=await _offer(pc), headers=AUTH) as resp:
+            assert resp.status == 201
+            answer = await resp.text()
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await _until(lambda: len(sink.frames) >= 25)
+        (call_id,) = sink.calls
+        await _until(lambda: call_id in sink.closed, timeout_s=10.0)  # media_timeout_s = 3
+    assert sink.closed[call_id] == "media-timeout"
+    assert ingress.sessions == {}
+    await pc.close()
+
+
+def test_ice_servers_come_from_the_config() -> None:
+    config = WhipConfig(
+        tokens=(TOKEN,),
+        stun_urls=("stun:stun.example.net:3478",),
+        turn_urls=("turn:turn.example.net:3478?transport=udp",),
+        turn_username="user",
+        turn_password="secret",
+    )
+    servers = WhipIngress(config, FakeFrameSink(), Metrics())._ice_servers()
+    assert [(s.urls, s.username, s.credential) for s in servers] == [
+        ("stun:stun.example.net:3478", None, None),
+        ("turn:turn.example.net:3478?transport=udp", "user", "secret"),
+    ]
