@@ -24,8 +24,10 @@ $(VENV)/.installed: $(VENV)/.base pyproject.toml
 	$(PY) -m pip install -q -e .
 	touch $@
 
+# The suite also tests the training recipe (copy-synthesis, PyTorch -> ONNX export parity),
+# so it installs the [train] extra: the CPU build of PyTorch, pinned.
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,train]'
 	touch $@
 
 install: $(VENV)/.installed
