@@ -68,7 +68,13 @@ class Replayer:
         model = await asyncio.get_running_loop().run_in_executor(None, load_model, self.config)
         bus = EventBus()
         bus.add_listener(self.recorder.on_event)
-        self.analysis = build_analysis(self.config, model, bus, Metrics(), score_tap=self.recorder)
+        config = self.config
+        if not self.options.realtime:
+            # Unpaced replay waits for the pipeline after each read batch, so every window
+            # of the batch is already queued: waiting for more before a model run only idles.
+            model_config = config.model.model_copy(update={"max_wait_ms": 0.0})
+            config = config.model_copy(update={"model": model_config})
+        self.analysis = build_analysis(config, model, bus, Metrics(), score_tap=self.recorder)
         self.analysis.runtime.start()
 
     async def aclose(self) -> None:
