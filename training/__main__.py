@@ -21,6 +21,7 @@ import torch
 from training.data import FAMILIES, Clip, all_clips, cached_audio
 from training.dataset import Variants, render_all
 from training.experiments import EVAL_CHANNELS, dev_split, leave_family_out, save_results
+from training.model import LOG_EPS
 from training.train import TrainConfig
 
 VARIANTS = 6
@@ -37,23 +38,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-generated", action="store_true", help="ignore data/generated")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--name", default="run")
-    p.add_argument("--render-seed", type=int, default=2025, help="seed of the rendered crops")
+    p.add_argument("--no-shortcuts", action="store_true", help="export: skip the shortcut check")
+    p.add_argument("--render-seed", type=int, default=2024, help="seed of the rendered crops")
     p.add_argument("--window", type=float, default=2.0, help="window_s of the shipped model")
     return p
 
 
 def checks(
-    clips: list[Clip], pcm: list[np.ndarray], data: Variants, manifest: dict[str, Any]
+    clips: list[Clip], pcm: list[np.ndarray], data: Variants | None, manifest: dict[str, Any]
 ) -> dict[str, Any]:
-    """Shortcut check on the training crops and simulated time to alert on the dev split."""
+    """Shortcut check on the training crops and simulated time to alert on held-out clips."""
     from training.report import shortcut_check, time_to_alert
     from training.ship import ONNX_PATH
 
-    train_rows = np.flatnonzero(np.array([c.fold == "train" for c in clips])[data.clip])
+    out: dict[str, Any] = {}
+    if data is not None:
+        rows = np.flatnonzero(np.array([c.fold == "train" for c in clips])[data.clip])
+        out["shortcuts_best_single_feature_eer"] = shortcut_check(clips, pcm, data, rows)
     dev = np.flatnonzero([c.fold == "dev" and not c.generated for c in clips])
-    out: dict[str, Any] = {
-        "shortcuts_best_single_feature_eer": shortcut_check(clips, pcm, data, train_rows)
-    }
     for channel in EVAL_CHANNELS:
         out[f"time_to_alert_{channel}"] = time_to_alert(
             str(ONNX_PATH), clips, pcm, dev, manifest, channel
@@ -62,36 +64,48 @@ def checks(
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    torch.set_num_threads(args.threads)
+def export(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) -> None:
+    """Ship the weights of run `args.name`, then add the checks and write the model card."""
+    from training.card import write_card
+    from training.export import write_manifest
+    from training.ship import ONNX_PATH, ship
+
+    manifest = ship(clips, pcm, Path(f"data/results/{args.name}.pt"), args.window, args.name)
+    data = None if args.no_shortcuts else render_all(clips, VARIANTS, seed=args.render_seed)
+    manifest["metrics"].update(checks(clips, pcm, data, manifest))
+    write_manifest(ONNX_PATH, manifest)
+    write_card(manifest)
+
+
+def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) -> None:
+    """The dev-split run (weights saved as data/results/NAME.pt) and/or the LOSO runs."""
     cfg = TrainConfig(steps=args.steps, width=args.width, arch=args.arch, lr=args.lr)
-    clips = all_clips(use_generated=not args.no_generated)
-    pcm = cached_audio(clips)
     data = render_all(clips, VARIANTS, seed=args.render_seed)
     if args.command in ("dev", "all"):
         model, both = dev_split(clips, pcm, data, cfg)
         weights = Path(f"data/results/{args.name}.pt")
         weights.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"state": model.state_dict(), "width": args.width, "arch": args.arch}, weights)
+        saved = {"width": args.width, "arch": args.arch, "log_eps": LOG_EPS}
+        torch.save({"state": model.state_dict(), **saved}, weights)
         for key, results in both.items():
             save_results(f"{args.name}-{key}", cfg, results)
     if args.command in ("loso", "all"):
         for family in args.families:
             results = leave_family_out(clips, pcm, data, cfg, family)
             save_results(f"{args.name}-loso-{family}", cfg, results)
-    if args.command in ("export", "all"):
-        from training.card import write_card
-        from training.export import write_manifest
-        from training.ship import ONNX_PATH, ship
 
-        manifest = ship(clips, pcm, Path(f"data/results/{args.name}.pt"), args.window, args.name)
-        extra = checks(clips, pcm, data, manifest)
-        manifest["metrics"].update(extra)
-        write_manifest(ONNX_PATH, manifest)
-        write_card(manifest)
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(args.threads)
+    clips = all_clips(use_generated=not args.no_generated)
+    pcm = cached_audio(clips)
+    if args.command in ("dev", "loso", "all"):
+        train_runs(args, clips, pcm)
+    if args.command in ("export", "all"):
+        export(args, clips, pcm)
     return 0
 
 

@@ -1,9 +1,9 @@
 """Channel simulation for training: every clip of both classes goes through the same random chain.
 
 A chain is gain -> (reverb) -> one channel (clean wideband, Opus, MP3, 8 kHz G.711 mu/A-law,
-narrowband Opus, MP3 then telephone) -> (packet loss) -> dither of about 2 LSB, so exact
-digital zeros never survive; gain is random, and the model normalises level anyway.
-Background noise is added per training batch (half the rows, 15-50 dB SNR).
+narrowband Opus, MP3 then telephone) -> (packet loss) -> white or pink noise (10-50 dB SNR,
+or 70 dB) -> dither of about 2 LSB, so exact digital zeros never survive; gain is random, and the
+model normalises level anyway.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ def render(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     x = CHAINS[i][2](x, rng)
     if CHAINS[i][0] != "wideband" and rng.random() < 0.3:
         x = ch.packet_loss(x, rng, rng.uniform(0.01, 0.08))
-    # background noise is added per batch in training (training/train.py), not here
+    snr = rng.uniform(10.0, 50.0) if rng.random() < 0.8 else 70.0
+    x = ch.add_noise(x, rng, snr)
     # a floor of about 2 LSB of 16-bit audio, so no class keeps exact zeros after rounding
     return x + rng.standard_normal(len(x)).astype(np.float32) * DITHER, names[i]
 

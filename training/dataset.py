@@ -26,7 +26,7 @@ class Variants:
     chain: np.ndarray  # channel chain name per row
 
 
-def render_all(clips: list[Clip], variants: int, seed: int = 2025, workers: int = 2) -> Variants:
+def render_all(clips: list[Clip], variants: int, seed: int = 2024, workers: int = 2) -> Variants:
     """Render (or load from cache) `variants` crops of every clip.
 
     The corpus and data/generated are cached apart, so new generated clips do not force the

@@ -9,7 +9,10 @@ from torch import nn
 N_FFT = 320  # 20 ms at 16 kHz
 HOP = 160  # 10 ms
 N_BINS = N_FFT // 2 + 1
-LOG_EPS = 1e-6
+# Floor added to the power of a unit-RMS window before the log, about 51 dB below the mean
+# bin power: digital silence (exact zeros) then looks like a quiet noise floor instead of
+# an out-of-range -inf-like value, and cues below the floor (noise floors) cannot matter.
+LOG_EPS = 1e-3
 RMS_FLOOR = 1e-3  # windows quieter than -60 dBFS are not amplified further
 
 
@@ -30,8 +33,9 @@ class FrontEnd(nn.Module):
     separate the classes; then a strided Conv1d with fixed DFT weights gives the STFT.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, log_eps: float = LOG_EPS) -> None:
         super().__init__()
+        self.log_eps = log_eps
         self.dft = nn.Conv1d(1, 2 * N_BINS, N_FFT, stride=HOP, bias=False)
         self.dft.weight.data.copy_(torch.from_numpy(dft_weights()))
         self.dft.weight.requires_grad_(False)
@@ -42,7 +46,7 @@ class FrontEnd(nn.Module):
         x = x / torch.clamp(rms, min=RMS_FLOOR)
         spec = self.dft(x.unsqueeze(1))
         power = spec[:, :N_BINS] ** 2 + spec[:, N_BINS:] ** 2
-        return torch.log(power + LOG_EPS).unsqueeze(1)
+        return torch.log(power + self.log_eps).unsqueeze(1)
 
 
 def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -56,10 +60,10 @@ def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 class Detector(nn.Module):
     """Raw 16 kHz waveform [B, N] -> one logit per row (higher = more likely synthetic)."""
 
-    def __init__(self, width: int = 16, dropout: float = 0.3) -> None:
+    def __init__(self, width: int = 16, dropout: float = 0.3, log_eps: float = LOG_EPS) -> None:
         super().__init__()
         w = width
-        self.front = FrontEnd()
+        self.front = FrontEnd(log_eps)
         self.norm = nn.BatchNorm2d(1)
         self.body = nn.Sequential(
             _block(1, w, 2),
@@ -104,9 +108,9 @@ class TdnnDetector(nn.Module):
     The first layer halves the frame rate (20 ms); three dilated residual layers follow.
     """
 
-    def __init__(self, width: int = 96, dropout: float = 0.2) -> None:
+    def __init__(self, width: int = 96, dropout: float = 0.2, log_eps: float = LOG_EPS) -> None:
         super().__init__()
-        self.front = FrontEnd()
+        self.front = FrontEnd(log_eps)
         self.norm = nn.BatchNorm1d(N_BINS)
         self.stem = nn.Sequential(
             nn.Conv1d(N_BINS, width, 5, stride=2, padding=2),
@@ -135,6 +139,6 @@ class TdnnDetector(nn.Module):
 ARCHS: dict[str, type[nn.Module]] = {"cnn": Detector, "tdnn": TdnnDetector}
 
 
-def build(arch: str, width: int) -> nn.Module:
+def build(arch: str, width: int, log_eps: float = LOG_EPS) -> nn.Module:
     """A fresh model of the named architecture."""
-    return ARCHS[arch](width=width)
+    return ARCHS[arch](width=width, log_eps=log_eps)

@@ -27,7 +27,7 @@ NAME = "clonewatch-detector"
 def load_weights(path: Path) -> Any:
     """A Detector with the saved state (eval mode)."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = build(str(saved.get("arch", "cnn")), int(saved["width"]))
+    model = build(str(saved.get("arch", "cnn")), int(saved["width"]), saved.get("log_eps", 1e-6))
     model.load_state_dict(saved["state"])
     return model.eval()
 

@@ -13,14 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from inference.channels import add_noise
 from training.data import Clip
 from training.dataset import Variants
 from training.model import build
 
 logger = logging.getLogger(__name__)
-NOISE_P = 0.5  # share of training rows that get background noise
-NOISE_SNR_DB = (15.0, 50.0)
 CROP_CHOICES_S = (1.0, 1.0, 1.0, 1.5, 1.5, 2.0, 2.0, 3.0)
 
 
@@ -28,12 +25,12 @@ CROP_CHOICES_S = (1.0, 1.0, 1.0, 1.5, 1.5, 2.0, 2.0, 3.0)
 class TrainConfig:
     """Hyper-parameters of one training run."""
 
-    steps: int = 800
+    steps: int = 6000
     batch: int = 32
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-3
-    width: int = 16
-    arch: str = "cnn"
+    width: int = 96
+    arch: str = "tdnn"
     seed: int = 0
     freq_mask: int = 24  # widest frequency band (bins) masked per training row
 
@@ -58,10 +55,7 @@ def make_batch(
         hi = max(int(data.valid[r]) - n, 0)
         s = int(rng.integers(0, hi + 1))
         out[k] = data.audio[r, s : s + n]
-    out /= 32768.0
-    for k in np.flatnonzero(rng.random(len(rows)) < NOISE_P):
-        out[k] = add_noise(out[k], rng, rng.uniform(*NOISE_SNR_DB))
-    return torch.from_numpy(out)
+    return torch.from_numpy(out / 32768.0)
 
 
 def _mask_freq(spec: torch.Tensor, rng: np.random.Generator, widest: int) -> torch.Tensor:
