@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
@@ -57,8 +57,14 @@ def score_items(model: OnnxModel, audio: list[npt.NDArray[np.float32]], channel:
     return Scored(scores.astype(np.float64), idx)
 
 
-def channel_report(items: Sequence[Item], scored: Scored) -> dict[str, Any]:
-    """EER, thresholds, file-level EER and the per-system table of one channel."""
+def channel_report(
+    items: Sequence[Item], scored: Scored, shipped: Mapping[str, float] | None = None
+) -> dict[str, Any]:
+    """EER, thresholds, file-level EER and the per-system table of one channel.
+
+    `shipped` (the model manifest's thresholds) adds the error rates at those thresholds,
+    i.e. what the service would do, beside the thresholds fitted to this data.
+    """
     labels = np.array([items[i].label for i in scored.owner])
     s = scored.scores
     rate, thr_eer = eer(s, labels)
@@ -66,9 +72,14 @@ def channel_report(items: Sequence[Item], scored: Scored) -> dict[str, Any]:
     files = np.unique(scored.owner)
     file_scores = np.array([s[scored.owner == f].mean() for f in files])
     file_eer, _ = eer(file_scores, np.array([items[f].label for f in files]))
+    at_shipped = {
+        key: dict(zip(("false_alarm", "miss"), rates_at(s, labels, thr), strict=True))
+        for key, thr in (shipped or {}).items()
+    }
     return {
         "eer": rate,
         "file_eer": file_eer,
+        "at_model_thresholds": at_shipped,
         "thresholds": {"eer": thr_eer, "fpr_1pct": thr_1},
         "at_fpr_1pct": {"false_alarm": fa_1, "miss": miss_1},
         "windows": {"human": int((labels == 0).sum()), "synthetic": int((labels == 1).sum())},
@@ -165,7 +176,9 @@ def evaluate(
             "human": sum(1 for i in items if not i.label),
             "synthetic": sum(i.label for i in items),
         },
-        "channels": {c: channel_report(items, s) for c, s in scored.items()},
+        "channels": {
+            c: channel_report(items, s, model.manifest.thresholds) for c, s in scored.items()
+        },
     }
     return report, scored
 

@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="run")
     p.add_argument("--no-shortcuts", action="store_true", help="export: skip the shortcut check")
     p.add_argument("--render-seed", type=int, default=2024, help="seed of the rendered crops")
-    p.add_argument("--window", type=float, default=2.0, help="window_s of the shipped model")
+    p.add_argument("--window", type=float, default=1.0, help="window_s of the shipped model")
     return p
 
 

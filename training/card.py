@@ -28,7 +28,10 @@ def validation_table(validation: dict[str, Any]) -> list[str]:
 
 def shortcut_table(shortcuts: dict[str, Any]) -> list[str]:
     """Best single-feature EER before (corpus) and after preprocessing (training crops)."""
-    lines = ["| cue | corpus (trimmed clips) | training crops |", "|---|---:|---:|"]
+    lines = [
+        "| cue | source clips (trimmed, before the chain) | training crops |",
+        "|---|---:|---:|",
+    ]
     for key, v in shortcuts.items():
         lines.append(f"| {key} | {_pct(v.get('corpus_eer'))} | {_pct(v.get('training_eer'))} |")
     return lines
@@ -69,9 +72,10 @@ def write_card(manifest: dict[str, Any]) -> None:
         "",
         "### Window-level EER per experiment, channel and window length",
         "",
-        "`dev` = trained on the train split, tested on the speaker-disjoint dev split; "
-        "`loso-F` = trained without generator family F (train split), tested on F "
-        "(all its clips) against dev-split human speech.",
+        "`dev` = trained on the training fold (corpus train split + LJ Speech + generated), "
+        "tested on held-out speakers (the rest of the corpus dev split); `dev-split` = the "
+        "whole corpus dev split (its LJ Speech half was seen in training); `loso-F` = trained "
+        "without generator family F, tested on F's corpus clips against held-out human speech.",
         "",
         *validation_table(m["validation"]),
         "",

@@ -105,6 +105,9 @@ def test_run_evaluate_on_folders(tmp_path: Path) -> None:
     wide = report["channels"]["wideband"]
     assert wide["eer"] == pytest.approx(0.25)
     assert wide["windows"] == {"human": 4, "synthetic": 4}
+    # the test model's manifest: eer threshold 0.5 = logit 0 = peak 0.3; fpr_1pct 0.8
+    shipped = wide["at_model_thresholds"]["eer"]
+    assert shipped == {"false_alarm": pytest.approx(0.5), "miss": pytest.approx(0.25)}
     assert wide["systems"]["sysA (spoof)"]["windows"] == 4
     assert wide["systems"]["sysA (spoof)"]["eer"] == pytest.approx(0.25)
     assert wide["systems"]["sysA (bonafide)"]["label"] == "bonafide"

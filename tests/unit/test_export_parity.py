@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnx.utils
 import onnxruntime as ort
 import pytest
@@ -11,10 +12,10 @@ import pytest
 pytestmark = pytest.mark.unit
 
 ONNX = Path(__file__).resolve().parents[2] / "onnx_models" / "clonewatch-detector.onnx"
-N_FFT, HOP, EPS, RMS_FLOOR = 320, 160, 1e-6, 1e-3
+N_FFT, HOP, RMS_FLOOR = 320, 160, 1e-3
 
 
-def numpy_front_end(x: np.ndarray) -> np.ndarray:
+def numpy_front_end(x: np.ndarray, eps: float) -> np.ndarray:
     """Reference: unit-RMS rows, Hann frames, |rfft|^2, log(+eps): [B, F, T]."""
     x = x.astype(np.float64)
     rms = np.sqrt(np.mean(x**2, axis=1, keepdims=True))
@@ -23,25 +24,40 @@ def numpy_front_end(x: np.ndarray) -> np.ndarray:
     idx = np.arange(N_FFT)[None, :] + HOP * np.arange(frames)[:, None]
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)
     spec = np.fft.rfft(x[:, idx] * window, axis=2)
-    return np.log(np.abs(spec) ** 2 + EPS).transpose(0, 2, 1)
+    return np.log(np.abs(spec) ** 2 + eps).transpose(0, 2, 1)
 
 
-def _log_spectrogram_graph(tmp_path: Path) -> tuple[str, str]:
+def _constant(model: onnx.ModelProto, name: str) -> float:
+    for init in model.graph.initializer:
+        if init.name == name:
+            return float(onnx.numpy_helper.to_array(init).reshape(-1)[0])
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output[0] == name:
+            return float(onnx.numpy_helper.to_array(node.attribute[0].t).reshape(-1)[0])
+    raise KeyError(name)
+
+
+def _log_spectrogram_graph(tmp_path: Path) -> tuple[str, str, float]:
+    """The shipped graph cut after its Log node, and the floor added before the log."""
     model = onnx.load(str(ONNX))
     (log_node,) = [n for n in model.graph.node if n.op_type == "Log"]
+    (add_node,) = [n for n in model.graph.node if log_node.input[0] in n.output]
+    assert add_node.op_type == "Add"
+    eps = _constant(model, add_node.input[1])
     sub = tmp_path / "front.onnx"
     onnx.utils.extract_model(str(ONNX), str(sub), ["waveform"], [log_node.output[0]])
-    return str(sub), log_node.output[0]
+    return str(sub), log_node.output[0], eps
 
 
 def test_shipped_front_end_matches_numpy_reference(tmp_path: Path) -> None:
-    path, out = _log_spectrogram_graph(tmp_path)
+    path, out, eps = _log_spectrogram_graph(tmp_path)
+    assert 1e-8 <= eps <= 1e-2
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(3)
     t = np.arange(16000) / 16000.0
     x = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.01 * rng.standard_normal(16000)])
     (got,) = session.run([out], {"waveform": x.astype(np.float32)})
-    ref = numpy_front_end(x)
+    ref = numpy_front_end(x, eps)
     got = np.asarray(got).reshape(ref.shape)
     strong = ref > np.log(1e-2)  # compare where float32 rounding is far below the value
     np.testing.assert_allclose(got[strong], ref[strong], atol=2e-3)
