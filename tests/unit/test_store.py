@@ -11,7 +11,7 @@ import pytest
 
 from alerts.config import VerdictConfig
 from alerts.delivery import SinkRunner
-from alerts.events import Event, EventBus, EventType
+from alerts.events import Event, EventBus, EventType, utc_now_iso
 from alerts.metrics import Metrics
 from alerts.scoring import VerdictBoard
 from alerts.store import Store, StoreSink
@@ -43,6 +43,10 @@ async def _run_board(path: Path) -> tuple[str, list[Event]]:
     board.push_scores(_scores("c1", "caller", 0, [0.1] * 4 + [0.97] * 8))
     board.push_scores(_scores("c1", "callee", 0, [0.05] * 6))
     board.close_call("c1", "bye")
+    # Event times have millisecond resolution: let the clock tick so c2 starts after c1.
+    c1_started = next(e.ts for e in seen if e.type == EventType.CALL_STARTED)
+    while utc_now_iso() <= c1_started:  # at most a millisecond
+        pass
     board.open_call(CallInfo("c2", Ingress.SIP, "+1666"))
     board.add_participant(ParticipantInfo("c2", "p1", ""))
     board.push_scores(_scores("c2", "p1", 0, [0.2] * 4))
