@@ -83,7 +83,11 @@ def write_card(manifest: dict[str, Any]) -> None:
         "",
         *shortcut_table(m.get("shortcuts_best_single_feature_eer", {})),
         "",
-        "### Time to alert (dev split, simulated; see policy above)",
+        "### Time to alert (held-out speakers, simulated)",
+        "",
+        "Each trimmed clip is cut into windows every `hop_s`; the scores go through the "
+        "service's `alerts.policy.VerdictPolicy` (default settings, the manifest's "
+        "thresholds); the first `synthetic` verdict is the alert, timed in seconds of speech.",
         "",
         *alert_table(m),
         "",
