@@ -35,7 +35,7 @@ from streamer.g711 import alaw_decode, ulaw_decode
 from streamer.pcap_file import Datagram, read_capture
 from streamer.pcap_rtp import StreamPackets, decode_stream
 from streamer.pcap_tcp import sip_over_tcp
-from streamer.replay import FrameBatches, ReplayCall, ReplaySource, pcm_batches
+from streamer.replay_source import FrameBatches, ReplayCall, ReplaySource, pcm_batches
 from streamer.rtp import is_rtcp, parse_rtp
 from streamer.sdp import SessionDescription, parse_sdp
 from streamer.sip_headers import parse_name_addr
