@@ -278,16 +278,7 @@ class BatchingRuntime:
     def _to_score(self, window: Window, value: float) -> WindowScore:
         latency_s = max(0.0, self._clock() - window.arrival_s)
         self._metrics.score_latency_seconds.observe(latency_s)
-        return WindowScore(
-            call_id=window.call_id,
-            participant_id=window.participant_id,
-            index=window.index,
-            start_s=window.start_s,
-            end_s=window.end_s,
-            score=value,
-            speech_ratio=window.speech_ratio,
-            latency_s=latency_s,
-        )
+        return window.scored(value, latency_s)
 
     def _finish(self, item: _Item, score: WindowScore | None) -> None:
         try:

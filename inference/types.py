@@ -11,7 +11,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from alerts.types import CallInfo, ParticipantInfo
+from alerts.types import CallInfo, ParticipantInfo, WindowScore
 
 SAMPLE_RATE_HZ = 16000  # every AudioFrame is normalised to this rate at ingress
 FRAME_MS = 20  # a frame size webrtcvad accepts
@@ -69,6 +69,19 @@ class Window:
     end_s: float
     speech_ratio: float
     arrival_s: float
+
+    def scored(self, score: float, latency_s: float) -> WindowScore:
+        """This window's score, as handed to `alerts`."""
+        return WindowScore(
+            call_id=self.call_id,
+            participant_id=self.participant_id,
+            index=self.index,
+            start_s=self.start_s,
+            end_s=self.end_s,
+            score=score,
+            speech_ratio=self.speech_ratio,
+            latency_s=latency_s,
+        )
 
 
 class FrameSink(Protocol):

@@ -51,16 +51,7 @@ class FakeModelRuntime:
         value = self._value(window)
         if value is None:
             return None
-        return WindowScore(
-            call_id=window.call_id,
-            participant_id=window.participant_id,
-            index=window.index,
-            start_s=window.start_s,
-            end_s=window.end_s,
-            score=value,
-            speech_ratio=window.speech_ratio,
-            latency_s=self.latency_s,
-        )
+        return window.scored(value, self.latency_s)
 
     def submit(self, window: Window, on_done: ScoreCallback) -> None:
         self.windows.append(window)
