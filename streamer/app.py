@@ -39,19 +39,16 @@ logger = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 10.0
 READY_STORE_TIMEOUT_S = 2.0
-METRICS_KEY = web.AppKey("metrics", Metrics)
 
 
 @dataclass
 class Analysis:
-    """Model runtime, pipeline and verdict board, wired onto one event bus."""
+    """Model runtime, pipeline and verdict board (which publishes on the given bus)."""
 
     model: OnnxModel
     runtime: BatchingRuntime
     board: VerdictBoard
     pipeline: Pipeline
-    bus: EventBus
-    metrics: Metrics
 
     async def aclose(self) -> None:
         """Close every call (pending windows are still scored), then stop the runtime."""
@@ -107,7 +104,7 @@ def build_analysis(
         sample_rate=manifest.sample_rate,
         metrics=metrics,
     )
-    return Analysis(model, runtime, board, pipeline, bus, metrics)
+    return Analysis(model, runtime, board, pipeline)
 
 
 class Service:
@@ -200,7 +197,6 @@ class Service:
 
     async def _start_http(self, console: Console) -> None:
         app = web.Application(client_max_size=1024**2)
-        app[METRICS_KEY] = self.metrics
         app[SERVICE_KEY] = self
         app.router.add_get("/healthz", _healthz)
         app.router.add_get("/readyz", _readyz)
@@ -263,7 +259,7 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS_KEY].registry)
+    body = generate_latest(request.app[SERVICE_KEY].metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
