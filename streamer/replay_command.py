@@ -101,22 +101,19 @@ class Replayer:
         await pipeline.drain()
         report = self.recorder.file_report(str(path), call_ids, duration_s, error)
         self.recorder.forget(call_ids)
-        await loop.run_in_executor(None, self._write_outputs, report)
+        # Replayed calls carry no line, so the board scored them with its default thresholds.
+        thresholds = self.analysis.board.thresholds_for("")
+        plot_thresholds = {"suspect": thresholds.suspect, "synthetic": thresholds.synthetic}
+        await loop.run_in_executor(None, self._write_outputs, report, plot_thresholds)
         return FileResult(str(path), format_summary(report), report.to_json_line(), report.failed)
 
-    def _write_outputs(self, report: FileReport) -> None:
+    def _write_outputs(self, report: FileReport, thresholds: dict[str, float]) -> None:
         if self.options.timeline_dir is not None:
             write_timeline(report, self.options.timeline_dir)
-        if self.options.plot_dir is not None and self.analysis is not None:
+        if self.options.plot_dir is not None:
             from alerts.report_plot import write_plot
 
-            line = report.participants[0].record.info.call_id if report.participants else ""
-            thresholds = self.analysis.board.thresholds_for(line)
-            write_plot(
-                report,
-                self.options.plot_dir,
-                {"suspect": thresholds.suspect, "synthetic": thresholds.synthetic},
-            )
+            write_plot(report, self.options.plot_dir, thresholds)
 
 
 async def _replay_in_process(
