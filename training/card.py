@@ -72,10 +72,12 @@ def write_card(manifest: dict[str, Any]) -> None:
         "",
         "### Window-level EER per experiment, channel and window length",
         "",
-        "`dev` = trained on the training fold (corpus train split + LJ Speech + generated), "
-        "tested on held-out speakers (the rest of the corpus dev split); `dev-split` = the "
-        "whole corpus dev split (its LJ Speech half was seen in training); `loso-F` = trained "
-        "without generator family F, tested on F's corpus clips against held-out human speech.",
+        "`dev` = trained on the training fold (corpus train split + LJ Speech), tested on "
+        "held-out speakers (the rest of the corpus dev split); `dev-split` = the whole corpus "
+        "dev split (its LJ Speech half was seen in training); `loso-F` = trained without "
+        "generator family F, tested on F's corpus clips against held-out human speech; "
+        "`lohso-H` = trained without human recording group H, tested on H's clips against "
+        "held-out synthetic speech.",
         "",
         *validation_table(m["validation"]),
         "",

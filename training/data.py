@@ -37,6 +37,19 @@ FAMILIES = {
 }
 
 
+# Human recording sources for leave-one-human-source-out validation (bonafide `source` ->
+# group): a detector that learnt what the training recordings sound like, rather than what
+# synthesis leaves behind, raises false alarms on a recording setup it has not heard.
+HUMAN_SOURCES = {
+    "resemblyzer": "librispeech",
+    "fsdd_digits": "fsdd-digits",
+    "pyannote": "ami-meetings",
+    "pyannote_windows": "ami-meetings",
+    "algan_vc_data": "self-recorded",
+    "valle_demo": "valle-demo-pages",
+}
+
+
 # The corpus split put LJ Speech (one voice, most research demo pages: ground truth and
 # fakes) wholly on the dev side, so no training run would see a vocoder applied to a voice
 # it knows. These speakers move to the training side; "dev" below means the rest of the
@@ -64,6 +77,13 @@ class Clip:
     def generated(self) -> bool:
         """True for clips of data/generated (not part of the shared corpus)."""
         return GENERATED_DIR.name in self.path.parts
+
+    @property
+    def human_source(self) -> str:
+        """Recording group of a human clip (HUMAN_SOURCES, else its source); '' for spoof."""
+        if self.label:
+            return ""
+        return HUMAN_SOURCES.get(self.source, self.source)
 
     @property
     def family(self) -> str:

@@ -1,4 +1,4 @@
-"""Experiments: held-out speakers (the dev split) and leave-one-generator-family-out."""
+"""Experiments: held-out speakers (the dev split), generator families and human sources."""
 
 from __future__ import annotations
 
@@ -61,16 +61,33 @@ def dev_split(
     }
 
 
+def leave_out(
+    clips: list[Clip], pcm: list[np.ndarray], data: Variants, cfg: TrainConfig, held: np.ndarray
+) -> dict[str, Any]:
+    """Train without the `held` clips (any fold, all of one class).
+
+    They are then tested against held-out corpus clips of the other class.
+    """
+    other = 1 - clips[int(np.argmax(held))].label
+    is_train = np.array([c.fold == "train" for c in clips]) & ~held
+    model = train(clips, data, rows_for(clips, data, is_train), cfg)
+    corpus = np.array([not c.generated for c in clips])
+    against = np.array([c.label == other and c.fold == "dev" for c in clips])
+    return evaluate_model(model, clips, pcm, np.flatnonzero(corpus & (held | against)), (1.0, 2.0))
+
+
 def leave_family_out(
     clips: list[Clip], pcm: list[np.ndarray], data: Variants, cfg: TrainConfig, family: str
 ) -> dict[str, Any]:
-    """Train without one spoof family (any fold); test it against held-out human speech."""
-    fam = np.array([c.family == family for c in clips])
-    is_train = np.array([c.fold == "train" for c in clips]) & ~fam
-    model = train(clips, data, rows_for(clips, data, is_train), cfg)
-    human_dev = np.array([c.label == 0 and c.fold == "dev" and not c.generated for c in clips])
-    test = np.flatnonzero(human_dev | (fam & ~np.array([c.generated for c in clips])))
-    return evaluate_model(model, clips, pcm, test, (1.0, 2.0))
+    """Train without one spoof family; test it against held-out human speech."""
+    return leave_out(clips, pcm, data, cfg, np.array([c.family == family for c in clips]))
+
+
+def leave_human_source_out(
+    clips: list[Clip], pcm: list[np.ndarray], data: Variants, cfg: TrainConfig, group: str
+) -> dict[str, Any]:
+    """Train without one human recording group; test it against held-out synthetic speech."""
+    return leave_out(clips, pcm, data, cfg, np.array([c.human_source == group for c in clips]))
 
 
 def save_results(name: str, cfg: TrainConfig, results: dict[str, Any]) -> Path:

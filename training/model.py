@@ -1,4 +1,4 @@
-"""The detector: a fixed DFT front end (inside the graph) and a small CNN, in PyTorch."""
+"""The detector: a fixed DFT front end (inside the graph), spectral statistics and an MLP."""
 
 from __future__ import annotations
 
@@ -49,96 +49,39 @@ class FrontEnd(nn.Module):
         return torch.log(power + self.log_eps).unsqueeze(1)
 
 
-def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
-
-
 class Detector(nn.Module):
-    """Raw 16 kHz waveform [B, N] -> one logit per row (higher = more likely synthetic)."""
+    """Raw 16 kHz waveform [B, N] -> one logit per row (higher = more likely synthetic).
 
-    def __init__(self, width: int = 16, dropout: float = 0.3, log_eps: float = LOG_EPS) -> None:
-        super().__init__()
-        w = width
-        self.front = FrontEnd(log_eps)
-        self.norm = nn.BatchNorm2d(1)
-        self.body = nn.Sequential(
-            _block(1, w, 2),
-            _block(w, 2 * w, 2),
-            _block(2 * w, 3 * w, 2),
-            _block(3 * w, 4 * w, 2),
-            _block(4 * w, 4 * w, 1),
-        )
-        freq = N_BINS
-        for _ in range(4):
-            freq = (freq + 1) // 2
-        self.head = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(2 * 4 * w * freq, 64),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(64, 1),
-        )
+    Long-term spectral statistics of the window, classified by a small MLP.
 
-    def classify(self, spec: torch.Tensor) -> torch.Tensor:
-        """Logits [B] of log spectrograms [B, 1, F, T]."""
-        h = self.body(self.norm(spec))  # [B, C, F', T']
-        pooled = torch.cat([h.mean(dim=3), h.amax(dim=3)], dim=1).flatten(1)
-        return self.head(pooled).squeeze(1)
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Logits [B]."""
-        return self.classify(self.front(waveform))
-
-
-def _tdnn(c_in: int, c_out: int, kernel: int, dilation: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv1d(c_in, c_out, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2),
-        nn.BatchNorm1d(c_out),
-        nn.ReLU(inplace=True),
-    )
-
-
-class TdnnDetector(nn.Module):
-    """Frequency bins as channels: 1-D convolutions over time, mean+std pooling.
-
-    The first layer halves the frame rate (20 ms); three dilated residual layers follow.
+    Per frequency bin: the mean and spread of the log power over time, the mean
+    frame-to-frame change, and the spread of the spectral shape (each frame's log spectrum
+    minus its own mean). Pooling over the whole window before any learned layer keeps the
+    classifier small; on held-out speakers, generator families and human sources it did
+    better than convolutional networks over the spectrogram (see MODEL_CARD.md).
     """
 
-    def __init__(self, width: int = 96, dropout: float = 0.2, log_eps: float = LOG_EPS) -> None:
+    def __init__(self, width: int = 256, dropout: float = 0.5, log_eps: float = LOG_EPS) -> None:
         super().__init__()
         self.front = FrontEnd(log_eps)
-        self.norm = nn.BatchNorm1d(N_BINS)
-        self.stem = nn.Sequential(
-            nn.Conv1d(N_BINS, width, 5, stride=2, padding=2),
-            nn.BatchNorm1d(width),
-            nn.ReLU(inplace=True),
-        )
-        self.body = nn.ModuleList([_tdnn(width, width, 3, d) for d in (2, 3, 4)])
+        self.norm = nn.BatchNorm1d(4 * N_BINS)
         self.head = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(2 * width, 64), nn.ReLU(inplace=True), nn.Linear(64, 1)
+            nn.Dropout(0.2),
+            nn.Linear(4 * N_BINS, width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(width, 1),
         )
-
-    def classify(self, spec: torch.Tensor) -> torch.Tensor:
-        """Logits [B] of log spectrograms [B, 1, F, T]."""
-        h = self.stem(self.norm(spec.squeeze(1)))  # [B, C, T/2]
-        for layer in self.body:
-            h = h + layer(h)
-        mean = h.mean(dim=2)
-        std = torch.sqrt(torch.clamp(h.var(dim=2, unbiased=False), min=1e-6))
-        return self.head(torch.cat([mean, std], dim=1)).squeeze(1)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """Logits [B]."""
-        return self.classify(self.front(waveform))
+        s = self.front(waveform).squeeze(1)  # [B, F, T]
+        change = torch.abs(s[:, :, 1:] - s[:, :, :-1]).mean(dim=2)
+        shape = s - s.mean(dim=1, keepdim=True)
+        feats = torch.cat([s.mean(dim=2), _spread(s), change, _spread(shape)], dim=1)
+        return self.head(self.norm(feats)).squeeze(1)
 
 
-ARCHS: dict[str, type[nn.Module]] = {"cnn": Detector, "tdnn": TdnnDetector}
-
-
-def build(arch: str, width: int, log_eps: float = LOG_EPS) -> nn.Module:
-    """A fresh model of the named architecture."""
-    return ARCHS[arch](width=width, log_eps=log_eps)
+def _spread(x: torch.Tensor) -> torch.Tensor:
+    """Standard deviation over time (last axis), floored so its gradient stays finite."""
+    return torch.sqrt(torch.clamp(x.var(dim=2, unbiased=False), min=1e-6))

@@ -111,8 +111,8 @@ def time_to_alert(
         "policy": "alerts.policy.VerdictPolicy defaults: synthetic verdict = alert",
         "synthetic_files": len(alerts[1]),
         "synthetic_alerted": round(len(spoof) / max(len(alerts[1]), 1), 4),
-        "median_s": float(np.median(spoof)) if len(spoof) else None,
-        "p90_s": float(np.percentile(spoof, 90)) if len(spoof) else None,
+        "median_s": round(float(np.median(spoof)), 2) if len(spoof) else None,
+        "p90_s": round(float(np.percentile(spoof, 90)), 2) if len(spoof) else None,
         "human_files": len(alerts[0]),
         "human_alerted": round(sum(a is not None for a in alerts[0]) / max(len(alerts[0]), 1), 4),
     }

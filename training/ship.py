@@ -16,7 +16,7 @@ from inference.eer import eer, threshold_at_fpr
 from training.data import Clip
 from training.experiments import EVAL_CHANNELS, RESULTS_DIR
 from training.export import export_onnx, parity, write_manifest
-from training.model import build
+from training.model import Detector
 from training.validate import build_eval, score
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ NAME = "clonewatch-detector"
 def load_weights(path: Path) -> Any:
     """A Detector with the saved state (eval mode)."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = build(str(saved.get("arch", "cnn")), int(saved["width"]), saved.get("log_eps", 1e-6))
+    model = Detector(width=int(saved["width"]), log_eps=float(saved["log_eps"]))
     model.load_state_dict(saved["state"])
     return model.eval()
 
