@@ -22,6 +22,7 @@ from streamer.g711 import alaw_encode, ulaw_encode
 from streamer.sip import SipServer
 from tests.fakes.audio import speech_like
 from tests.fakes.sinks import FakeFrameSink
+from tests.integration.service import free_port_range
 
 SIPP = "/usr/bin/sipp"
 
@@ -88,7 +89,7 @@ async def run_sipp(
     """Run one sipp scenario against 127.0.0.1:port; returns (exit code, its messages)."""
     scen = tmp_path / f"scen{random.randrange(1 << 30)}.xml"
     scen.write_text(scenario)
-    rtp_base = random.randrange(40000, 60000, 2)
+    rtp_base, _ = free_port_range(4)  # sipp binds audio and video RTP and RTCP from here
     args = [
         f"127.0.0.1:{port}", "-sf", str(scen), "-i", "127.0.0.1", "-t", transport,
         "-m", "1", "-timeout", "20s", "-timeout_error", "-nostdin",

@@ -22,6 +22,7 @@ from streamer.rtp import parse_rtp
 from streamer.sdp import parse_sdp
 from streamer.sip_message import SipMessage, parse_message
 from streamer.siprec import find_part, parse_metadata, split_multipart
+from tests.integration.service import free_port_range
 
 pytestmark = pytest.mark.integration
 
@@ -295,7 +296,7 @@ async def test_call_against_sipp_uas(tmp_path: Path) -> None:
         "-m",
         "1",
         "-mp",
-        str(free_udp_port()),
+        str(free_port_range(4)[0]),
         "-timeout",
         "20",
         "-nostdin",

@@ -24,6 +24,7 @@ from streamer.app import Service
 from streamer.config import AppConfig
 from tests.fakes.audio import speech_like
 from tests.fakes.models import write_test_model
+from tests.integration.service import free_port_range
 from tests.prometheus_server import PrometheusServer, Vector, free_port, run_prometheus
 from tests.promql import dashboard_exprs, rules, substitute_grafana_vars
 
@@ -132,7 +133,8 @@ async def _play_call(tmp_path: Path, sip_port: int) -> None:
     pause_ms = int(CALL_AUDIO_S * 1000) + 500
     scenario.write_text(SCENARIO.replace("AUDIO_FILE", str(wav)).replace("PAUSE_MS", str(pause_ms)))
     args = [f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-m", "1", "-i", "127.0.0.1"]
-    args += ["-p", str(free_port()), "-mp", str(free_port() & ~1), "-nostdin", "-timeout", "25s"]
+    media_base, _ = free_port_range(4)  # sipp binds audio and video RTP and RTCP from here
+    args += ["-p", str(free_port()), "-mp", str(media_base), "-nostdin", "-timeout", "25s"]
     args += ["-trace_err", "-error_file", str(tmp_path / "sipp-errors.log")]
     proc = await asyncio.create_subprocess_exec(
         SIPP, *args, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
