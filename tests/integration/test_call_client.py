@@ -23,6 +23,7 @@ from streamer.sdp import parse_sdp
 from streamer.sip_message import SipMessage, parse_message
 from streamer.siprec import find_part, parse_metadata, split_multipart
 from tests.integration.service import free_port_range
+from tests.integration.sip_harness import free_udp_port
 
 pytestmark = pytest.mark.integration
 
@@ -273,12 +274,6 @@ async def test_answer_refusing_every_stream_is_a_call_failure(
     uas, target = await uas_factory(refuse=True)
     with pytest.raises(CallFailed, match="refused every audio stream"):
         await SipCall(CallOptions(target), load_recording(path)).run()
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 async def test_call_against_sipp_uas(tmp_path: Path) -> None:
