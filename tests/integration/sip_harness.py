@@ -22,7 +22,7 @@ from streamer.g711 import alaw_encode, ulaw_encode
 from streamer.sip import SipServer
 from tests.fakes.audio import speech_like
 from tests.fakes.sinks import FakeFrameSink
-from tests.integration.service import free_port_range
+from tests.integration.service import free_port, free_port_range
 
 SIPP = "/usr/bin/sipp"
 
@@ -93,7 +93,7 @@ async def run_sipp(
     args = [
         f"127.0.0.1:{port}", "-sf", str(scen), "-i", "127.0.0.1", "-t", transport,
         "-m", "1", "-timeout", "20s", "-timeout_error", "-nostdin",
-        "-mi", "127.0.0.1", "-mp", str(rtp_base), "-p", str(free_udp_port()),
+        "-mi", "127.0.0.1", "-mp", str(rtp_base), "-p", str(free_port()),
         "-trace_err", "-error_file", str(scen) + ".err",
         *extra,
     ]  # fmt: skip
@@ -104,13 +104,6 @@ async def run_sipp(
     _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     errors = await asyncio.to_thread(_read_if_exists, Path(str(scen) + ".err"))
     return proc.returncode or 0, stderr.decode(errors="replace") + errors
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def _read_if_exists(path: Path) -> str:

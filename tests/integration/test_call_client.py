@@ -22,8 +22,7 @@ from streamer.rtp import parse_rtp
 from streamer.sdp import parse_sdp
 from streamer.sip_message import SipMessage, parse_message
 from streamer.siprec import find_part, parse_metadata, split_multipart
-from tests.integration.service import free_port_range
-from tests.integration.sip_harness import free_udp_port
+from tests.integration.service import free_port, free_port_range
 
 pytestmark = pytest.mark.integration
 
@@ -279,7 +278,7 @@ async def test_answer_refusing_every_stream_is_a_call_failure(
 async def test_call_against_sipp_uas(tmp_path: Path) -> None:
     path = tmp_path / "call.wav"
     write_stereo(path, 0.5)
-    port = free_udp_port()
+    port = free_port()
     sipp = await asyncio.create_subprocess_exec(
         "sipp",
         "-sn",

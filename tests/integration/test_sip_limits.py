@@ -13,10 +13,10 @@ import pytest
 
 from streamer.sip_dialog import DialogState
 from tests.integration import sipp_scenarios as scen
+from tests.integration.service import free_port
 from tests.integration.sip_harness import (
     PCMU_SDP,
     Service,
-    free_udp_port,
     invite,
     run_sipp,
     running_service,
@@ -114,7 +114,7 @@ def confirmed(svc: Service, count: int) -> bool:
 async def test_shutdown_sends_bye_to_sip_and_siprec_peers(tmp_path: Path) -> None:
     async with running_service() as svc:
         plain = asyncio.create_task(run_sipp(scen.answered_call(), tmp_path, svc.port))
-        ports = (free_udp_port(), free_udp_port())
+        ports = (free_port(), free_port())
         siprec = asyncio.create_task(
             run_sipp(scen.siprec_until_bye(ports, METADATA), tmp_path, svc.port, transport="t1")
         )
