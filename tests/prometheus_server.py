@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import ClientError, ClientSession
 
+from tests.integration.service import free_port
 from tests.promql import RULES
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -27,13 +28,6 @@ START_TIMEOUT_S = 30.0
 POLL_S = 0.25
 
 Vector = list[dict[str, Any]]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PrometheusServer:
@@ -119,7 +113,7 @@ async def run_prometheus(directory: Path, target: str) -> AsyncIterator[Promethe
 def _prepare(directory: Path, target: str) -> tuple[list[str], Path, int]:
     """Command-line arguments for a server in `directory`, its log file and its port."""
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = free_port(socket.SOCK_STREAM)
     args = [
         f"--config.file={write_config(directory, target)}",
         f"--storage.tsdb.path={directory / 'tsdb'}",

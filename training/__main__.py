@@ -40,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--width", type=int, default=TrainConfig.width)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
-    p.add_argument("--families", nargs="*", default=sorted(set(FAMILIES.values())))
-    p.add_argument("--human-sources", nargs="*", default=sorted(set(HUMAN_SOURCES.values())))
+    families, groups = sorted(set(FAMILIES.values())), sorted(set(HUMAN_SOURCES.values()))
+    p.add_argument("--families", nargs="*", default=families, choices=families)
+    p.add_argument("--human-sources", nargs="*", default=groups, choices=groups)
     p.add_argument(
         "--generated",
         action="store_true",

@@ -66,8 +66,11 @@ def leave_out(
 ) -> dict[str, Any]:
     """Train without the `held` clips (any fold, all of one class).
 
-    They are then tested against held-out corpus clips of the other class.
+    They are then tested against held-out corpus clips of the other class. An empty
+    `held` (a family or group name that matches no clip) is an error, not a run on all.
     """
+    if not held.any():
+        raise ValueError("nothing to hold out: the family or group matches no clip")
     other = 1 - clips[int(np.argmax(held))].label
     is_train = np.array([c.fold == "train" for c in clips]) & ~held
     model = train(clips, data, rows_for(clips, data, is_train), cfg)

@@ -43,17 +43,11 @@ class Service:
         return value or 0.0
 
 
-def free_rtp_range(count: int = 40) -> tuple[int, int]:
-    """A random even-aligned port range, mostly free (the pool skips ports in use)."""
-    base = random.randrange(30000, 60000, 2)
-    return base, base + count
-
-
 @asynccontextmanager
 async def running_service(
     t1_s: float = 0.5, sink: FakeFrameSink | None = None, **sip: object
 ) -> AsyncIterator[Service]:
-    port_min, port_max = free_rtp_range()
+    port_min, port_max = free_port_range()
     sip_config = SipConfig.model_validate({"host": "127.0.0.1", "port": 0, **sip})
     rtp_config = RtpConfig(port_min=port_min, port_max=port_max, jitter_packets=8)
     metrics = Metrics()

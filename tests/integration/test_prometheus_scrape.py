@@ -24,8 +24,8 @@ from streamer.app import Service
 from streamer.config import AppConfig
 from tests.fakes.audio import speech_like
 from tests.fakes.models import write_test_model
-from tests.integration.service import free_port_range
-from tests.prometheus_server import PrometheusServer, Vector, free_port, run_prometheus
+from tests.integration.service import free_port, free_port_range
+from tests.prometheus_server import PrometheusServer, Vector, run_prometheus
 from tests.promql import dashboard_exprs, rules, substitute_grafana_vars
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.__main__ import _parser
 from training.data import Clip
+from training.experiments import leave_family_out
 from training.train import sample_weights
 
 pytestmark = pytest.mark.unit
@@ -33,3 +35,15 @@ def test_human_sources_group_recordings_and_skip_spoofs() -> None:
     assert _clip(0, "vosk").human_source == "vosk"
     assert _clip(1, "resemblyzer").human_source == ""
     assert _clip(1, "edge_tts_samples").family == "commercial-tts"
+
+
+def test_holding_out_a_group_that_matches_nothing_is_an_error() -> None:
+    clips = [_clip(0, "librispeech"), _clip(1, "edge_tts_samples")]
+    with pytest.raises(ValueError, match="matches no clip"):
+        leave_family_out(clips, [], None, None, "no-such-family")  # type: ignore[arg-type]
+
+
+def test_the_training_command_refuses_an_unknown_family() -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["loso", "--families", "vocodr"])
+    assert _parser().parse_args(["loso", "--families", "vocoder"]).families == ["vocoder"]
