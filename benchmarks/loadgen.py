@@ -23,11 +23,11 @@ import numpy as np
 import soundfile as sf
 
 from streamer.call_offer import audio_sdp, siprec_body, siprec_metadata
-from streamer.call_transaction import invite_transaction, request_transaction
+from streamer.call_transaction import CallerDialog, invite_transaction, request_transaction
 from streamer.errors import IngressError, SdpError, SipParseError
 from streamer.g711 import ulaw_encode
 from streamer.sdp import parse_sdp
-from streamer.sip_dialog import new_branch, new_tag
+from streamer.sip_dialog import new_tag
 from streamer.sip_headers import parse_name_addr
 from streamer.sip_message import SipMessage, parse_message
 
@@ -232,29 +232,15 @@ class Worker:
         for stream in streams:
             stream.sock.close()
 
-    def _request(
-        self, method: str, call_id: str, tag: str, cseq: int, to: str, uri: str
-    ) -> SipMessage:
-        via = f"SIP/2.0/UDP {self.host}:{self.sip_port};branch={new_branch()};rport"
-        return SipMessage(
-            method=method,
-            uri=uri,
-            headers=[
-                ("Via", via),
-                ("Max-Forwards", "70"),
-                ("From", f"<sip:loadgen@{self.host}>;tag={tag}"),
-                ("To", to),
-                ("Call-ID", call_id),
-                ("CSeq", f"{cseq} {method}"),
-            ],
-        )
+    def _dialog(self, call_id: str, tag: str) -> CallerDialog:
+        return CallerDialog(self.host, self.sip_port, "loadgen", tag, call_id)
 
     async def _invite(
         self, call_id: str, tag: str, streams: list[_Stream], queue: asyncio.Queue[SipMessage]
     ) -> SipMessage:
         host, port = self.spec.target
         uri = f"sip:monitor@{host}:{port}"
-        invite = self._request("INVITE", call_id, tag, 1, f"<{uri}>", uri)
+        invite = self._dialog(call_id, tag).request("INVITE", 1, f"<{uri}>", uri)
         contact = f"<sip:loadgen@{self.host}:{self.sip_port}>"
         ports = [s.sock.getsockname()[1] for s in streams]
         siprec = self.spec.streams > 1
@@ -270,7 +256,7 @@ class Worker:
         ok = await invite_transaction(invite, self._send_sip, queue, ANSWER_TIMEOUT_S)
         contact_uri = ok.header("Contact")
         target_uri = parse_name_addr(contact_uri).uri if contact_uri else uri
-        ack = self._request("ACK", call_id, tag, 1, ok.header("To") or "", target_uri)
+        ack = self._dialog(call_id, tag).request("ACK", 1, ok.header("To") or "", target_uri)
         self.sip.acks[call_id] = ack
         self._send_sip(ack)
         return ok
@@ -295,7 +281,7 @@ class Worker:
         self, call_id: str, tag: str, ok: SipMessage, queue: asyncio.Queue[SipMessage]
     ) -> None:
         ack = self.sip.acks[call_id]
-        bye = self._request("BYE", call_id, tag, 2, ok.header("To") or "", ack.uri)
+        bye = self._dialog(call_id, tag).request("BYE", 2, ok.header("To") or "", ack.uri)
         if await request_transaction(bye, self._send_sip, queue, BYE_TIMEOUT_S) is None:
             self.reasons["no BYE answer"] = self.reasons.get("no BYE answer", 0) + 1
 

@@ -37,10 +37,10 @@ from streamer.call_offer import (
     siprec_metadata,
 )
 from streamer.call_rtp import RtpSender, open_senders
-from streamer.call_transaction import invite_transaction, request_transaction
+from streamer.call_transaction import CallerDialog, invite_transaction, request_transaction
 from streamer.errors import IngressError, SdpError, SipParseError
 from streamer.sdp import SessionDescription, parse_sdp
-from streamer.sip_dialog import new_branch, new_tag
+from streamer.sip_dialog import new_tag
 from streamer.sip_headers import parse_name_addr
 from streamer.sip_message import SipMessage, parse_message
 
@@ -189,29 +189,17 @@ class SipCall:
             return list(self._recording.tracks)
         return [self._recording.mono()]
 
-    def _request(self, method: str, cseq: int, to: str, uri: str, branch: str = "") -> SipMessage:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        via = f"SIP/2.0/UDP {host}:{self._port};branch={branch or new_branch()};rport"
-        return SipMessage(
-            method=method,
-            uri=uri,
-            headers=[
-                ("Via", via),
-                ("Max-Forwards", "70"),
-                ("From", f"<sip:{self._options.from_user}@{host}>;tag={self._tag}"),
-                ("To", to),
-                ("Call-ID", self.call_id),
-                ("CSeq", f"{cseq} {method}"),
-                ("User-Agent", USER_AGENT),
-            ],
-        )
+    @property
+    def _dialog(self) -> CallerDialog:
+        user = self._options.from_user
+        return CallerDialog(self._host, self._port, user, self._tag, self.call_id, USER_AGENT)
 
     def _send(self, msg: SipMessage) -> None:
         assert self._sip.transport is not None
         self._sip.transport.sendto(msg.to_bytes(), self._options.target)
 
     def _invite_message(self, ports: list[int]) -> SipMessage:
-        invite = self._request("INVITE", 1, f"<{self._uri}>", self._uri)
+        invite = self._dialog.request("INVITE", 1, f"<{self._uri}>", self._uri)
         host = f"[{self._host}]" if ":" in self._host else self._host
         contact = f"<sip:{self._options.from_user}@{host}:{self._port}>"
         sdp = audio_sdp(
@@ -241,7 +229,7 @@ class SipCall:
     def _ack_for(self, ok: SipMessage) -> SipMessage:
         contact = ok.header("Contact")
         uri = parse_name_addr(contact).uri if contact else self._uri
-        return self._request("ACK", 1, ok.header("To") or "", uri)
+        return self._dialog.request("ACK", 1, ok.header("To") or "", uri)
 
     def _answered(self, ok: SipMessage, streams: int) -> list[tuple[tuple[str, int], int] | None]:
         """Per offered stream: ((address, port), payload type) of the answer, None if refused."""
@@ -280,7 +268,7 @@ class SipCall:
 
     async def _bye(self, ok: SipMessage) -> None:
         assert self._ack is not None
-        bye = self._request("BYE", 2, ok.header("To") or "", self._ack.uri)
+        bye = self._dialog.request("BYE", 2, ok.header("To") or "", self._ack.uri)
         status = await request_transaction(bye, self._send, self._responses, BYE_TIMEOUT_S)
         if status is None:
             logger.warning("no response to BYE", extra={"call_id": self.call_id, "stage": "call"})

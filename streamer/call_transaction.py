@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from streamer.errors import IngressError
+from streamer.sip_dialog import new_branch
 from streamer.sip_message import SipMessage
 
 T1_S = 0.5
@@ -20,6 +22,38 @@ T2_S = 4.0
 
 class TransactionFailed(IngressError):
     """An INVITE got no final response in time, or a 3xx-6xx one."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerDialog:
+    """What every request of one outgoing call repeats: our address, tag and Call-ID."""
+
+    host: str  # IPv6 literals bare; bracketed here
+    port: int
+    user: str
+    tag: str
+    call_id: str
+    user_agent: str = ""
+
+    def request(self, method: str, cseq: int, to: str, uri: str) -> SipMessage:
+        """A request in this dialog, in a new transaction (fresh Via branch)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        via = f"SIP/2.0/UDP {host}:{self.port};branch={new_branch()};rport"
+        msg = SipMessage(
+            method=method,
+            uri=uri,
+            headers=[
+                ("Via", via),
+                ("Max-Forwards", "70"),
+                ("From", f"<sip:{self.user}@{host}>;tag={self.tag}"),
+                ("To", to),
+                ("Call-ID", self.call_id),
+                ("CSeq", f"{cseq} {method}"),
+            ],
+        )
+        if self.user_agent:
+            msg.headers.append(("User-Agent", self.user_agent))
+        return msg
 
 
 async def _next(queue: asyncio.Queue[SipMessage], timeout_s: float) -> SipMessage | None:
