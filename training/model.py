@@ -40,13 +40,21 @@ class FrontEnd(nn.Module):
         self.dft = nn.Conv1d(1, 2 * N_BINS, N_FFT, stride=HOP, bias=False)
         self.dft.weight.data.copy_(torch.from_numpy(dft_weights()))
         self.dft.weight.requires_grad_(False)
+        window = torch.hann_window(N_FFT, periodic=True)  # the window inside dft_weights
+        self.register_buffer("window", window, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Log power spectrogram of each row."""
         rms = torch.sqrt(torch.mean(x * x, dim=1, keepdim=True))
         x = x / torch.clamp(rms, min=RMS_FLOOR)
-        spec = self.dft(x.unsqueeze(1))
-        power = spec[:, :N_BINS] ** 2 + spec[:, N_BINS:] ** 2
+        if self.training:
+            # The same transform by FFT, several times faster to train with; inference
+            # and the ONNX export keep the Conv1d, which every runtime runs as it is.
+            stft = torch.stft(x, N_FFT, HOP, window=self.window, center=False, return_complex=True)
+            power = stft.real**2 + stft.imag**2
+        else:
+            spec = self.dft(x.unsqueeze(1))
+            power = spec[:, :N_BINS] ** 2 + spec[:, N_BINS:] ** 2
         return torch.log(power + self.log_eps).unsqueeze(1)
 
 

@@ -73,7 +73,7 @@ def test_pytorch_export_parity(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = Detector(width=8).eval()
     for m in model.modules():  # non-trivial BatchNorm statistics, so folding is exercised
-        if isinstance(m, torch.nn.BatchNorm2d):
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.running_mean.uniform_(-1, 1)
             m.running_var.uniform_(0.5, 2)
     path = tmp_path / "d.onnx"
@@ -83,3 +83,15 @@ def test_pytorch_export_parity(tmp_path: Path) -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (two_s,) = session.run(["logit"], {"waveform": np.zeros((3, 32000), np.float32)})
     assert two_s.shape == (3,)
+
+
+def test_training_front_end_computes_what_the_exported_one_does() -> None:
+    torch = pytest.importorskip("torch", reason="needs the [train] extra")
+    from training.model import FrontEnd
+
+    front = FrontEnd()
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((2, 8000)).astype(np.float32))
+    by_fft = front.train()(x)  # torch.stft, used while training
+    by_conv = front.eval()(x)  # the Conv1d DFT, exported
+    assert by_fft.shape == by_conv.shape == (2, 1, N_FFT // 2 + 1, 1 + (8000 - N_FFT) // HOP)
+    assert float((by_fft - by_conv).abs().max()) < 1e-3
