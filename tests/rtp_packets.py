@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -54,6 +56,6 @@ def upsampled_reference(
     return np.sin(2 * np.pi * freq_hz * np.arange(n) / 16000) * 12000
 
 
-def snr_db(signal: npt.NDArray[np.floating], reference: npt.NDArray[np.floating]) -> float:
+def snr_db(signal: npt.NDArray[Any], reference: npt.NDArray[Any]) -> float:
     noise = np.asarray(signal, dtype=np.float64) - reference
     return float(10 * np.log10(np.sum(reference**2) / max(np.sum(noise**2), 1e-9)))

@@ -29,6 +29,7 @@ import importlib.metadata
 import sys
 import types
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy.linalg import solve_toeplitz
@@ -66,14 +67,14 @@ def _ensure_pkg_resources() -> None:
         sys.modules["pkg_resources"] = shim
 
 
-def _pyworld() -> types.ModuleType:
+def _pyworld() -> Any:  # untyped extension module
     _ensure_pkg_resources()
     import pyworld
 
     return pyworld
 
 
-def _pysptk() -> types.ModuleType:
+def _pysptk() -> Any:  # untyped extension module
     _ensure_pkg_resources()
     import pysptk
     import pysptk.synthesis
@@ -186,8 +187,8 @@ def mel_filterbank(sr: int, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndar
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (freqs[None, :] - lower) / (centre - lower)
     falling = (upper - freqs[None, :]) / (upper - centre)
-    bank = np.maximum(0.0, np.minimum(rising, falling))
-    return bank * (2.0 / (upper - lower))
+    bank: np.ndarray = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (upper - lower))
+    return bank
 
 
 def griffinlim_mel(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:

@@ -34,6 +34,8 @@ class FrontEnd(nn.Module):
     separate the classes; then a strided Conv1d with fixed DFT weights gives the STFT.
     """
 
+    window: torch.Tensor
+
     def __init__(self, log_eps: float = LOG_EPS) -> None:
         super().__init__()
         self.log_eps = log_eps
@@ -103,7 +105,8 @@ class Detector(nn.Module):
             ],
             dim=1,
         )
-        return self.head(self.norm(feats)).squeeze(1)
+        logits: torch.Tensor = self.head(self.norm(feats)).squeeze(1)
+        return logits
 
 
 def _spread(x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,9 @@ FRAME = 320  # 20 ms
 
 def _frame_db(x: np.ndarray) -> np.ndarray:
     frames = len(x) // FRAME
-    return 10 * np.log10(np.mean(x[: frames * FRAME].reshape(frames, FRAME) ** 2, axis=1) + 1e-12)
+    power = np.mean(x[: frames * FRAME].reshape(frames, FRAME) ** 2, axis=1)
+    db: np.ndarray = 10 * np.log10(power + 1e-12)
+    return db
 
 
 def shortcut_features(x: np.ndarray) -> dict[str, float]:

@@ -42,7 +42,10 @@ def calibrate(
     labels = np.concatenate([s.labels for s in sets])
     _, thr_eer = eer(logits, labels)
     thr_1, _, _ = threshold_at_fpr(logits, labels)
-    prob = lambda z: float(1.0 / (1.0 + np.exp(-z)))  # noqa: E731
+
+    def prob(z: float) -> float:
+        return float(1.0 / (1.0 + np.exp(-z)))
+
     return {"eer": prob(thr_eer), "fpr_1pct": prob(thr_1)}, sets[0].audio[:64]
 
 

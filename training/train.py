@@ -41,7 +41,8 @@ def sample_weights(clips: list[Clip], rows: np.ndarray) -> np.ndarray:
     w = np.ones(len(rows))
     for lab in (0, 1):
         w[labels == lab] /= max(int((labels == lab).sum()), 1)
-    return w / w.sum()
+    probabilities: np.ndarray = w / w.sum()
+    return probabilities
 
 
 def make_batch(

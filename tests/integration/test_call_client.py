@@ -105,10 +105,7 @@ class Uas(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         lines = ["v=0", f"o=uas 1 1 IN IP4 {HOST}", "s=-", f"c=IN IP4 {HOST}", "t=0 0"]
         for _media in offer.media:
-            sink = RtpSink()
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda s=sink: s, local_addr=(HOST, 0)
-            )
+            transport, sink = await loop.create_datagram_endpoint(RtpSink, local_addr=(HOST, 0))
             self.sinks.append(sink)
             self.transports.append(transport)
             port = 0 if self.refuse else transport.get_extra_info("sockname")[1]

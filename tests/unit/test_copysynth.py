@@ -43,7 +43,8 @@ def test_vocoder_output_is_same_length_finite_and_loudness_matched(name: str) ->
 @pytest.mark.parametrize("name", ["world", "griffinlim"])
 def test_vocoder_keeps_the_pitch(name: str) -> None:
     t = np.arange(SR) / SR
-    x = (0.2 * sum(np.sin(2 * np.pi * 200 * k * t) / k for k in range(1, 8))).astype(np.float32)
+    x = 0.2 * np.sum([np.sin(2 * np.pi * 200 * k * t) / k for k in range(1, 8)], axis=0)
+    x = x.astype(np.float32)
     y = VOCODERS[name](x, SR, np.random.default_rng(0))
     spectrum = np.abs(np.fft.rfft(y[SR // 4 : 3 * SR // 4] * np.hanning(SR // 2)))
     peak_hz = np.argmax(spectrum) * SR / (SR // 2)

@@ -56,7 +56,7 @@ def test_same_rate_passes_through() -> None:
 
 def test_rejects_wrong_input() -> None:
     with pytest.raises(ValueError, match="int16"):
-        Resampler(8000).process(np.zeros(10, dtype=np.float32))  # type: ignore[arg-type]
+        Resampler(8000).process(np.zeros(10, dtype=np.float32))
     with pytest.raises(ValueError, match="positive"):
         Resampler(0)
 
