@@ -88,12 +88,16 @@ class Detector(nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """Logits [B]."""
+        return self.classify(self.features(waveform))
+
+    def features(self, waveform: torch.Tensor) -> torch.Tensor:
+        """The pooled statistics [B, N_FEATURES]; nothing here is learnt."""
         s = self.front(waveform).squeeze(1)  # [B, F, T]
         change = torch.abs(s[:, :, 1:] - s[:, :, :-1]).mean(dim=2)
         curvature = torch.abs(s[:, :, 2:] - 2 * s[:, :, 1:-1] + s[:, :, :-2]).mean(dim=2)
         shape = s - s.mean(dim=1, keepdim=True)
         tilt = s[:, 1:, :] - s[:, :-1, :]  # neighbouring bins
-        feats = torch.cat(
+        return torch.cat(
             [
                 s.mean(dim=2),
                 _spread(s),
@@ -105,6 +109,9 @@ class Detector(nn.Module):
             ],
             dim=1,
         )
+
+    def classify(self, feats: torch.Tensor) -> torch.Tensor:
+        """Logits [B] from the pooled statistics."""
         logits: torch.Tensor = self.head(self.norm(feats)).squeeze(1)
         return logits
 

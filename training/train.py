@@ -29,6 +29,7 @@ class TrainConfig:
     weight_decay: float = 1e-3
     width: int = 256
     seed: int = 0
+    sam_rho: float = 0.0  # > 0: sharpness-aware minimisation with this radius
 
 
 def sample_weights(clips: list[Clip], rows: np.ndarray) -> np.ndarray:
@@ -43,6 +44,36 @@ def sample_weights(clips: list[Clip], rows: np.ndarray) -> np.ndarray:
         w[labels == lab] /= max(int((labels == lab).sum()), 1)
     probabilities: np.ndarray = w / w.sum()
     return probabilities
+
+
+def sharpness_aware_gradients(
+    model: Detector,
+    params: list[nn.Parameter],
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    rho: float,
+) -> None:
+    """Replace the gradients by those at the worst weights within distance `rho`.
+
+    Sharpness-aware minimisation (Foret et al., 2021) seeks weights whose whole
+    neighbourhood has a low loss; flat minima generalise better, which is what the
+    detector needs on generators it never saw. Costs a second pass through the classifier.
+    """
+    with torch.no_grad():
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        norm = torch.norm(torch.stack([g.norm() for g in grads]))
+        shifts = [rho * g / (norm + 1e-12) for g in grads]
+        for p, shift in zip(params, shifts, strict=True):
+            p.add_(shift)
+    momentum, model.norm.momentum = model.norm.momentum, 0.0  # one batch, one statistics update
+    for p in params:
+        p.grad = None
+    loss = nn.functional.binary_cross_entropy_with_logits(model.classify(feats), labels)
+    torch.autograd.backward(loss)
+    model.norm.momentum = momentum
+    with torch.no_grad():
+        for p, shift in zip(params, shifts, strict=True):
+            p.sub_(shift)
 
 
 def make_batch(
@@ -74,9 +105,14 @@ def train(clips: list[Clip], data: Variants, rows: np.ndarray, cfg: TrainConfig)
     for step in range(cfg.steps):
         batch_rows = rng.choice(rows, size=cfg.batch, p=weights)
         x = make_batch(data, batch_rows, float(rng.choice(CROP_CHOICES_S)), rng)
-        loss = loss_fn(model(x), labels[batch_rows])
+        y = labels[batch_rows]
+        with torch.no_grad():  # nothing before the pooled statistics is learnt
+            feats = model.features(x)
+        loss = loss_fn(model.classify(feats), y)
         opt.zero_grad()
         loss.backward()
+        if cfg.sam_rho > 0:
+            sharpness_aware_gradients(model, params, feats, y, cfg.sam_rho)
         opt.step()
         sched.step()
         value = loss.item()

@@ -1,0 +1,73 @@
+"""The training step's sharpness-aware gradients."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from training.model import Detector
+from training.train import sharpness_aware_gradients
+
+pytestmark = pytest.mark.unit
+
+
+def _model_and_batch() -> tuple[Detector, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    model = Detector(width=16)
+    waveform = 0.1 * torch.randn(8, 16000)
+    labels = torch.tensor([0.0, 1.0] * 4)
+    with torch.no_grad():
+        feats = model.features(waveform)
+    return model, feats, labels
+
+
+def _loss(model: Detector, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.binary_cross_entropy_with_logits(model.classify(feats), labels)
+
+
+def _grads(model: Detector) -> list[torch.Tensor]:
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads)
+    return [g.clone() for g in grads if g is not None]
+
+
+def test_gradients_are_taken_at_the_worst_nearby_weights_and_the_weights_come_back() -> None:
+    model, feats, labels = _model_and_batch()
+    model.eval()  # no dropout: both passes and the reference must see the same network
+    params = [p for p in model.parameters() if p.requires_grad]
+    torch.autograd.backward(_loss(model, feats, labels))
+    plain = _grads(model)
+    before = [p.detach().clone() for p in params]
+
+    # The reference: a copy moved by rho along the normalised gradient.
+    rho = 0.5
+    shifted = copy.deepcopy(model)
+    norm = torch.norm(torch.stack([g.norm() for g in plain]))
+    with torch.no_grad():
+        for p, g in zip([p for p in shifted.parameters() if p.requires_grad], plain, strict=True):
+            p.add_(rho * g / norm)
+    shifted.zero_grad()
+    torch.autograd.backward(_loss(shifted, feats, labels))
+    expected = _grads(shifted)
+
+    sharpness_aware_gradients(model, params, feats, labels, rho)
+
+    for p, w in zip(params, before, strict=True):
+        torch.testing.assert_close(p.detach(), w)
+    after = _grads(model)
+    for g, e in zip(after, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-6)
+    assert any(not torch.allclose(g, p) for g, p in zip(after, plain, strict=True))
+
+
+def test_the_second_pass_does_not_update_the_normalisation_statistics_again() -> None:
+    model, feats, labels = _model_and_batch()
+    params = [p for p in model.parameters() if p.requires_grad]
+    torch.autograd.backward(_loss(model, feats, labels))
+    assert model.norm.running_mean is not None
+    mean = model.norm.running_mean.clone()
+    sharpness_aware_gradients(model, params, feats, labels, 0.05)
+    torch.testing.assert_close(model.norm.running_mean, mean)
+    assert model.norm.momentum == 0.1
