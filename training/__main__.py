@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--width", type=int, default=TrainConfig.width)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument(
+        "--sam-rho",
+        type=float,
+        default=TrainConfig.sam_rho,
+        help="radius of sharpness-aware minimisation (0: plain AdamW)",
+    )
     families, groups = sorted(set(FAMILIES.values())), sorted(set(HUMAN_SOURCES.values()))
     p.add_argument("--families", nargs="*", default=families, choices=families)
     p.add_argument("--human-sources", nargs="*", default=groups, choices=groups)
@@ -91,7 +97,7 @@ def export(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) -
 
 def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) -> None:
     """The dev-split run (weights saved as data/results/NAME.pt) and/or the LOSO runs."""
-    cfg = TrainConfig(steps=args.steps, width=args.width, lr=args.lr)
+    cfg = TrainConfig(steps=args.steps, width=args.width, lr=args.lr, sam_rho=args.sam_rho)
     data = render_all(clips, VARIANTS, seed=args.render_seed)
     if args.command in ("dev", "all"):
         model, both = dev_split(clips, pcm, data, cfg)
