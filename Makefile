@@ -6,8 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
-# System tools the suite drives: SIP peers, speech for fixtures, a browser, Prometheus.
-TEST_SYS_PKGS := sip-tester espeak-ng sox tshark prometheus chromium
+# System tools the suite drives: SIP peers, speech for fixtures, a browser, Prometheus, a TURN server.
+TEST_SYS_PKGS := sip-tester espeak-ng sox tshark prometheus chromium coturn
 PYTEST_ARGS ?=
 LINT_DIRS := streamer inference alerts training tests benchmarks
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from streamer.config import WhipConfig
 from streamer.webrtc import WhipIngress
 from tests.fakes.audio import speech_like
 from tests.fakes.sinks import FakeFrameSink
+from tests.turn_server import TurnServer, run_turn_server
 
 pytestmark = pytest.mark.integration
 
@@ -59,10 +61,16 @@ class SpeechTrack(MediaStreamTrack):
 
 @pytest.fixture
 async def whip() -> AsyncIterator[tuple[WhipIngress, FakeFrameSink, str]]:
+    config = WhipConfig(tokens=(TOKEN,), max_sessions=20, media_timeout_s=3.0)
+    async with serve_whip(config) as served:
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def serve_whip(config: WhipConfig) -> AsyncIterator[tuple[WhipIngress, FakeFrameSink, str]]:
+    """A WHIP ingress on a loopback HTTP port, frames into a fake sink."""
     sink = FakeFrameSink()
-    ingress = WhipIngress(
-        WhipConfig(tokens=(TOKEN,), max_sessions=20, media_timeout_s=3.0), sink, Metrics()
-    )
+    ingress = WhipIngress(config, sink, Metrics())
     app = web.Application()
     app.add_routes(ingress.routes())
     runner = web.AppRunner(app)
@@ -221,3 +229,54 @@ def test_ice_servers_come_from_the_config() -> None:
         ("stun:stun.example.net:3478", None, None),
         ("turn:turn.example.net:3478?transport=udp", "user", "secret"),
     ]
+
+
+def _relay_ports(sdp: str) -> set[int]:
+    """Ports of the relayed ICE candidates in an SDP (RFC 8839 candidate lines)."""
+    fields = [line.split() for line in sdp.splitlines() if line.startswith("a=candidate:")]
+    return {int(f[5]) for f in fields if f[6:8] == ["typ", "relay"]}
+
+
+def _turn_config(turn: TurnServer, password: str) -> WhipConfig:
+    return WhipConfig(
+        tokens=(TOKEN,),
+        turn_urls=(turn.url,),
+        turn_username=turn.username,
+        turn_password=password,
+    )
+
+
+async def test_answer_offers_a_relay_from_the_configured_turn_server(tmp_path: Path) -> None:
+    async with (
+        run_turn_server(tmp_path) as turn,
+        serve_whip(_turn_config(turn, turn.password)) as (ingress, sink, base),
+        ClientSession() as http,
+    ):
+        pc = RTCPeerConnection()
+        pc.addTrack(SpeechTrack())
+        async with http.post(f"{base}/whip", data=await _offer(pc), headers=AUTH) as resp:
+            assert resp.status == 201
+            answer = await resp.text()
+        relays = _relay_ports(answer)
+        assert relays and relays <= set(turn.relay_ports)  # allocated by coturn, authenticated
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await _until(lambda: len(sink.frames) >= 25)
+        await pc.close()
+
+
+async def test_wrong_turn_password_leaves_no_relay_but_the_call_works_and_is_not_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    wrong = "not-the-turn-password-9c2d"
+    async with (
+        run_turn_server(tmp_path) as turn,
+        serve_whip(_turn_config(turn, wrong)) as (ingress, sink, base),
+        ClientSession() as http,
+    ):
+        pc, _ = await _publish(http, base)
+        assert pc.remoteDescription is not None
+        assert _relay_ports(pc.remoteDescription.sdp) == set()
+        await _until(lambda: len(sink.frames) >= 25)  # host candidates still connect
+        await pc.close()
+    assert wrong not in caplog.text
