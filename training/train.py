@@ -56,8 +56,9 @@ def sharpness_aware_gradients(
     """Replace the gradients by those at the worst weights within distance `rho`.
 
     Sharpness-aware minimisation (Foret et al., 2021) seeks weights whose whole
-    neighbourhood has a low loss; flat minima generalise better, which is what the
-    detector needs on generators it never saw. Costs a second pass through the classifier.
+    neighbourhood has a low loss, i.e. flat minima, which often generalise better. It did
+    not help this recipe on held-out speakers or voice conversion (MODEL_CARD.md), so it is
+    off by default. Costs a second pass through the classifier.
     """
     with torch.no_grad():
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
