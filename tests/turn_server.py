@@ -43,6 +43,7 @@ async def run_turn_server(directory: Path) -> AsyncIterator[TurnServer]:
         relay_ports=range(low, high + 1),
     )
     args = [
+        "-n",  # no configuration file: only these options, whatever /etc/turnserver.conf says
         f"--listening-port={port}",
         "--listening-ip=127.0.0.1",
         "--relay-ip=127.0.0.1",
