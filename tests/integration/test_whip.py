@@ -249,7 +249,7 @@ def _turn_config(turn: TurnServer, password: str) -> WhipConfig:
 async def test_answer_offers_a_relay_from_the_configured_turn_server(tmp_path: Path) -> None:
     async with (
         run_turn_server(tmp_path) as turn,
-        serve_whip(_turn_config(turn, turn.password)) as (ingress, sink, base),
+        serve_whip(_turn_config(turn, turn.password)) as (_, sink, base),
         ClientSession() as http,
     ):
         pc = RTCPeerConnection()
@@ -271,7 +271,7 @@ async def test_wrong_turn_password_leaves_no_relay_but_the_call_works_and_is_not
     wrong = "not-the-turn-password-9c2d"
     async with (
         run_turn_server(tmp_path) as turn,
-        serve_whip(_turn_config(turn, wrong)) as (ingress, sink, base),
+        serve_whip(_turn_config(turn, wrong)) as (_, sink, base),
         ClientSession() as http,
     ):
         pc, _ = await _publish(http, base)
