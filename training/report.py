@@ -12,6 +12,7 @@ from alerts.policy import VerdictPolicy, resolve_thresholds
 from alerts.types import Verdict, WindowScore
 from inference.channels import Channel, apply_channel
 from inference.eer import eer
+from inference.model import to_scores
 from training.data import Clip
 from training.dataset import Variants
 
@@ -106,7 +107,7 @@ def time_to_alert(
         starts = range(0, max(len(x) - w, 0) + 1, hop)
         batch = np.stack([np.resize(x[s : s + w], w) for s in starts]).astype(np.float32)
         (logits,) = session.run(["logit"], {"waveform": batch})
-        scores = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+        scores = to_scores(np.asarray(logits, dtype=np.float32), "logit")  # as the service does
         alerts[clips[i].label].append(first_alert_s(scores, manifest))
     spoof = np.array([a for a in alerts[1] if a is not None])
     return {

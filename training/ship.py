@@ -13,6 +13,7 @@ import onnxruntime as ort
 import torch
 
 from inference.eer import eer, threshold_at_fpr
+from inference.model import to_scores
 from training.data import Clip
 from training.experiments import EVAL_CHANNELS, RESULTS_DIR
 from training.export import export_onnx, parity, write_manifest
@@ -42,11 +43,9 @@ def calibrate(
     labels = np.concatenate([s.labels for s in sets])
     _, thr_eer = eer(logits, labels)
     thr_1, _, _ = threshold_at_fpr(logits, labels)
-
-    def prob(z: float) -> float:
-        return float(1.0 / (1.0 + np.exp(-z)))
-
-    return {"eer": prob(thr_eer), "fpr_1pct": prob(thr_1)}, sets[0].audio[:64]
+    # Thresholds on the scale of the service's scores: the same logit -> score conversion.
+    probs = to_scores(np.array([thr_eer, thr_1], dtype=np.float32), "logit")
+    return {"eer": float(probs[0]), "fpr_1pct": float(probs[1])}, sets[0].audio[:64]
 
 
 def speed_ms(path: Path, window_samples: int, runs: int = 200) -> float:
