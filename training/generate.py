@@ -9,8 +9,8 @@ manifest, so an interrupted run resumes. Every clip's randomness comes from
 ``(seed, crc32(job key))``, so a clip does not depend on job order or worker count.
 
 Job order: round 1 is all TTS clips plus every bonafide corpus clip through the priority
-vocoders (WORLD, Griffin-Lim), shuffled together; round 2 is the other vocoders, shuffled.
-A run cut short therefore still covers every source in proportion.
+vocoders (WORLD, Griffin-Lim, HiFi-GAN), shuffled together; round 2 is the other vocoders,
+shuffled. A run cut short therefore still covers every source in proportion.
 
 Copy-synthesised clips keep the real clip's `speaker` and `split` (speaker-disjoint splits
 stay disjoint) and name the real clip's corpus path as `origin`. TTS clips get
@@ -52,7 +52,7 @@ MANIFEST_COLUMNS = (
     "split",
 )
 TTS_CLIPS = {"piper": 300, "kokoro": 200, "espeak-ng": 400, "flite": 250, "festival": 200}
-PRIORITY_VOCODERS = ("world", "griffinlim")
+PRIORITY_VOCODERS = ("world", "griffinlim", "hifigan")
 MIN_CLIP_S = 1.0
 TTS_RMS_DBFS = (-32.0, -18.0)
 TTS_NOISE_SNR_DB = (40.0, 65.0)  # white noise floor under TTS output, relative to its RMS
