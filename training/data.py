@@ -13,6 +13,7 @@ from inference.evaldata import decode, trim_silence
 
 CORPUS_DIRS = (Path("/work/shared/corpus"), Path("../shared/corpus"))
 GENERATED_DIR = Path("data/generated")
+COPYSYNTH_SOURCE = "copysynth"  # manifest `source` of copy-synthesised clips
 CACHE_DIR = Path("data/cache")
 
 # Generator families for leave-one-family-out validation (spoof `source` -> family).
@@ -67,6 +68,7 @@ class Clip:
     system: str
     speaker: str
     split: str
+    origin: str = ""  # for a copy-synthesised clip: the corpus path of the real clip it copies
 
     @property
     def fold(self) -> str:
@@ -84,6 +86,20 @@ class Clip:
         if self.label:
             return ""
         return HUMAN_SOURCES.get(self.source, self.source)
+
+    @property
+    def recording_group(self) -> str:
+        """Human recording group whose recording this clip is ('' for other spoof clips).
+
+        A human clip's own group; for a copy-synthesised clip, its original's (the same
+        recording chain, re-synthesised).
+        """
+        if not self.label:
+            return self.human_source
+        if self.source == COPYSYNTH_SOURCE and self.origin.startswith("bonafide/"):
+            source = self.origin.split("/")[1]
+            return HUMAN_SOURCES.get(source, source)
+        return ""
 
     @property
     def family(self) -> str:
@@ -117,6 +133,7 @@ def read_manifest(manifest: Path, root: Path | None = None) -> list[Clip]:
                     system=row.get("system") or row.get("source") or "unknown",
                     speaker=row.get("speaker") or row["path"],
                     split=row.get("split") or "train",
+                    origin=row.get("origin") or "",
                 )
             )
     return clips

@@ -36,6 +36,7 @@ import soundfile as sf
 import soxr
 
 from training.copysynth import VOCODERS
+from training.data import COPYSYNTH_SOURCE
 from training.gen_tts import ENGINES, LICENSES, SAMPLE_RATE_HZ
 
 logger = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ def _copysynth_clip(
     mono = audio.mean(axis=1)
     if sr != SAMPLE_RATE_HZ:
         mono = soxr.resample(mono, sr, SAMPLE_RATE_HZ, "HQ").astype(np.float32)
-    fields = {"source": "copysynth", "system": job.name, "speaker": row["speaker"]}
+    fields = {"source": COPYSYNTH_SOURCE, "system": job.name, "speaker": row["speaker"]}
     fields |= {"origin": row["path"], "split": row["split"]}
     fields["license"] = f"{row['license']} ({COPYSYNTH_LICENSE_NOTE})"
     return VOCODERS[job.name](mono, SAMPLE_RATE_HZ, rng), fields

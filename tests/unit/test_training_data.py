@@ -37,6 +37,22 @@ def test_human_sources_group_recordings_and_skip_spoofs() -> None:
     assert _clip(1, "edge_tts_samples").family == "commercial-tts"
 
 
+def test_a_copy_synthesised_clip_belongs_to_its_originals_recording_group() -> None:
+    copy = Clip(
+        Path("data/generated/spoof/copysynth/world/c.flac"),
+        1,
+        "copysynth",
+        "world",
+        "spk",
+        "train",
+        origin="bonafide/resemblyzer/c.flac",
+    )
+    assert copy.recording_group == "librispeech"
+    assert copy.human_source == ""  # still a spoof clip for every other grouping
+    assert _clip(0, "pyannote").recording_group == "ami-meetings"
+    assert _clip(1, "edge_tts_samples").recording_group == ""
+
+
 def test_holding_out_a_group_that_matches_nothing_is_an_error() -> None:
     clips = [_clip(0, "librispeech"), _clip(1, "edge_tts_samples")]
     with pytest.raises(ValueError, match="matches no clip"):
