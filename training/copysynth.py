@@ -148,13 +148,17 @@ def world_mod(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     return _finish(pyworld.synthesize(f0, sp, ap, sr, FRAME_PERIOD_MS), x)
 
 
+def _frame_spectra(padded: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Hann-windowed spectrum of every whole frame, shape [frames, n_fft // 2 + 1]."""
+    window = np.hanning(n_fft + 1)[:-1]
+    count = 1 + (len(padded) - n_fft) // hop
+    index = np.arange(n_fft)[None, :] + hop * np.arange(count)[:, None]
+    return np.fft.rfft(padded[index] * window, axis=1)
+
+
 def _stft(x: np.ndarray) -> np.ndarray:
     """Centred Hann STFT, shape [frames, N_FFT // 2 + 1]."""
-    window = np.hanning(N_FFT + 1)[:-1]
-    padded = np.pad(x, (N_FFT // 2, N_FFT // 2 + HOP))
-    count = 1 + (len(padded) - N_FFT) // HOP
-    index = np.arange(N_FFT)[None, :] + HOP * np.arange(count)[:, None]
-    return np.fft.rfft(padded[index] * window, axis=1)
+    return _frame_spectra(np.pad(x, (N_FFT // 2, N_FFT // 2 + HOP)), N_FFT, HOP)
 
 
 def _istft(spec: np.ndarray, length: int) -> np.ndarray:
@@ -338,10 +342,7 @@ def hifigan_log_mel(x: np.ndarray) -> np.ndarray:
     """The vocoder's input: log mel magnitude [N_MELS, frames], one frame per hop."""
     pad = (HIFIGAN_N_FFT - HIFIGAN_HOP) // 2
     padded = np.pad(x.astype(np.float64), pad, mode="reflect")
-    count = 1 + (len(padded) - HIFIGAN_N_FFT) // HIFIGAN_HOP
-    index = np.arange(HIFIGAN_N_FFT)[None, :] + HIFIGAN_HOP * np.arange(count)[:, None]
-    window = np.hanning(HIFIGAN_N_FFT + 1)[:-1]
-    magnitude = np.abs(np.fft.rfft(padded[index] * window, axis=1))
+    magnitude = np.abs(_frame_spectra(padded, HIFIGAN_N_FFT, HIFIGAN_HOP))
     bank = mel_filterbank(HIFIGAN_SR, HIFIGAN_N_FFT, N_MELS, scale="slaney")
     mel: np.ndarray = np.log(np.maximum(bank @ magnitude.T, HIFIGAN_LOG_FLOOR))
     return mel
