@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.augment import CHAINS
 from training.data import FAMILIES, HUMAN_SOURCES, Clip, all_clips, cached_audio
 from training.dataset import Variants, render_all
 from training.experiments import (
@@ -53,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         "--generated",
         action="store_true",
         help="also train on data/generated (`make data`); it made held-out figures worse",
+    )
+    p.add_argument(
+        "--chains",
+        nargs="+",
+        default=[],
+        choices=[name for name, _, _ in CHAINS],
+        help="train on crops of these channel chains only (a bandwidth specialist)",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--name", default="run")
@@ -97,7 +105,13 @@ def export(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) -
 
 def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) -> None:
     """The dev-split run (weights saved as data/results/NAME.pt) and/or the LOSO runs."""
-    cfg = TrainConfig(steps=args.steps, width=args.width, lr=args.lr, sam_rho=args.sam_rho)
+    cfg = TrainConfig(
+        steps=args.steps,
+        width=args.width,
+        lr=args.lr,
+        sam_rho=args.sam_rho,
+        chains=tuple(args.chains),
+    )
     data = render_all(clips, VARIANTS, seed=args.render_seed)
     if args.command in ("dev", "all"):
         model, both = dev_split(clips, pcm, data, cfg)

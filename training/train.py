@@ -30,6 +30,7 @@ class TrainConfig:
     width: int = 256
     seed: int = 0
     sam_rho: float = 0.0  # > 0: sharpness-aware minimisation with this radius
+    chains: tuple[str, ...] = ()  # train on crops of these channel chains only (empty: all)
 
 
 def sample_weights(clips: list[Clip], rows: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@ import pytest
 
 from training.__main__ import _parser
 from training.data import Clip
-from training.experiments import leave_family_out
+from training.dataset import Variants
+from training.experiments import leave_family_out, rows_for
 from training.train import sample_weights
 
 pytestmark = pytest.mark.unit
@@ -63,3 +64,20 @@ def test_the_training_command_refuses_an_unknown_family() -> None:
     with pytest.raises(SystemExit):
         _parser().parse_args(["loso", "--families", "vocodr"])
     assert _parser().parse_args(["loso", "--families", "vocoder"]).families == ["vocoder"]
+
+
+def test_rows_for_keeps_the_marked_clips_and_the_chosen_chains() -> None:
+    clips = [_clip(0, "librispeech"), _clip(1, "edge_tts_samples"), _clip(0, "vosk")]
+    data = Variants(
+        audio=np.zeros((6, 4), np.int16),
+        valid=np.full(6, 4),
+        clip=np.array([0, 0, 1, 1, 2, 2]),
+        chain=np.array(["telephone", "wideband", "mp3", "wideband", "telephone", "opus-wb"]),
+    )
+    keep = np.array([True, True, False])
+    assert rows_for(clips, data, keep).tolist() == [0, 1, 2, 3]
+    assert rows_for(clips, data, keep, ("wideband", "mp3")).tolist() == [1, 2, 3]
+    args = _parser().parse_args(["dev", "--chains", "wideband", "mp3"])
+    assert args.chains == ["wideband", "mp3"]
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["dev", "--chains", "widebnd"])
