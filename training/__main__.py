@@ -27,6 +27,7 @@ from training.experiments import (
     dev_split,
     leave_family_out,
     leave_human_source_out,
+    rows_for,
     save_results,
 )
 from training.model import LOG_EPS
@@ -79,7 +80,7 @@ def checks(
 
     out: dict[str, Any] = {}
     if data is not None:
-        rows = np.flatnonzero(np.array([c.fold == "train" for c in clips])[data.clip])
+        rows = rows_for(data, np.array([c.fold == "train" for c in clips]))
         out["shortcuts_best_single_feature_eer"] = shortcut_check(clips, pcm, data, rows)
     dev = np.flatnonzero([c.fold == "dev" and not c.generated for c in clips])
     for channel in EVAL_CHANNELS:

@@ -68,7 +68,7 @@ class Clip:
     system: str
     speaker: str
     split: str
-    origin: str = ""  # for a copy-synthesised clip: the corpus path of the real clip it copies
+    origin: str = ""  # manifest `origin`; a copy-synthesised clip's names the real clip it copies
 
     @property
     def fold(self) -> str:

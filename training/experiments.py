@@ -21,9 +21,7 @@ EVAL_CHANNELS: tuple[Channel, ...] = ("telephone", "wideband")
 RESULTS_DIR = Path("data/results")
 
 
-def rows_for(
-    clips: list[Clip], data: Variants, keep: np.ndarray, chains: tuple[str, ...] = ()
-) -> np.ndarray:
+def rows_for(data: Variants, keep: np.ndarray, chains: tuple[str, ...] = ()) -> np.ndarray:
     """Variant rows whose clip is marked in the boolean `keep` (one entry per clip).
 
     With `chains`, only the rows rendered through one of those channel chains.
@@ -60,7 +58,7 @@ def dev_split(
     `dev` (held-out speakers only) is the honest figure.
     """
     is_train = np.array([c.fold == "train" for c in clips])
-    model = train(clips, data, rows_for(clips, data, is_train, cfg.chains), cfg)
+    model = train(clips, data, rows_for(data, is_train, cfg.chains), cfg)
     held_out = np.flatnonzero([c.fold == "dev" and not c.generated for c in clips])
     corpus_dev = np.flatnonzero([c.split == "dev" and not c.generated for c in clips])
     return model, {
@@ -82,7 +80,7 @@ def leave_out(
     corpus = np.array([not c.generated for c in clips])
     other = 1 - clips[int(np.argmax(held & corpus))].label
     is_train = np.array([c.fold == "train" for c in clips]) & ~held
-    model = train(clips, data, rows_for(clips, data, is_train, cfg.chains), cfg)
+    model = train(clips, data, rows_for(data, is_train, cfg.chains), cfg)
     against = np.array([c.label == other and c.fold == "dev" for c in clips])
     return evaluate_model(model, clips, pcm, np.flatnonzero(corpus & (held | against)), (1.0, 2.0))
 

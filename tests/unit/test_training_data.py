@@ -67,7 +67,6 @@ def test_the_training_command_refuses_an_unknown_family() -> None:
 
 
 def test_rows_for_keeps_the_marked_clips_and_the_chosen_chains() -> None:
-    clips = [_clip(0, "librispeech"), _clip(1, "edge_tts_samples"), _clip(0, "vosk")]
     data = Variants(
         audio=np.zeros((6, 4), np.int16),
         valid=np.full(6, 4),
@@ -75,8 +74,8 @@ def test_rows_for_keeps_the_marked_clips_and_the_chosen_chains() -> None:
         chain=np.array(["telephone", "wideband", "mp3", "wideband", "telephone", "opus-wb"]),
     )
     keep = np.array([True, True, False])
-    assert rows_for(clips, data, keep).tolist() == [0, 1, 2, 3]
-    assert rows_for(clips, data, keep, ("wideband", "mp3")).tolist() == [1, 2, 3]
+    assert rows_for(data, keep).tolist() == [0, 1, 2, 3]
+    assert rows_for(data, keep, ("wideband", "mp3")).tolist() == [1, 2, 3]
     args = _parser().parse_args(["dev", "--chains", "wideband", "mp3"])
     assert args.chains == ["wideband", "mp3"]
     with pytest.raises(SystemExit):
