@@ -30,7 +30,7 @@ from training.experiments import (
     rows_for,
     save_results,
 )
-from training.model import LOG_EPS
+from training.model import LOG_EPS, GatedDetector
 from training.train import TrainConfig
 
 VARIANTS = 6
@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         choices=[name for name, _, _ in CHAINS],
         help="train on crops of these channel chains only (a bandwidth specialist)",
+    )
+    p.add_argument(
+        "--wideband-head",
+        action="store_true",
+        help="add a second head trained on the wideband chains, gated by high-band energy",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--name", default="run")
@@ -112,13 +117,16 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
         lr=args.lr,
         sam_rho=args.sam_rho,
         chains=tuple(args.chains),
+        wideband_head=args.wideband_head,
     )
     data = render_all(clips, VARIANTS, seed=args.render_seed)
     if args.command in ("dev", "all"):
         model, both = dev_split(clips, pcm, data, cfg)
         weights = Path(f"data/results/{args.name}.pt")
         weights.parent.mkdir(parents=True, exist_ok=True)
-        saved = {"width": args.width, "log_eps": LOG_EPS}
+        saved: dict[str, Any] = {"width": args.width, "log_eps": LOG_EPS}
+        if isinstance(model, GatedDetector):
+            saved["gate_db"] = model.gate_db
         torch.save({"state": model.state_dict(), **saved}, weights)
         for key, results in both.items():
             save_results(f"{args.name}-{key}", cfg, results)

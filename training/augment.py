@@ -57,6 +57,9 @@ CHAINS: tuple[tuple[str, float, Chain], ...] = (
     ("mp3+telephone", 0.14, _mp3_tel),
 )
 
+# The chains that keep the band above 4 kHz: what the wideband head of GatedDetector sees.
+WIDEBAND_CHAINS = ("wideband", "opus-wb", "mp3")
+
 
 def reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Convolve with a synthetic room response (exponentially decaying noise)."""

@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 
 from inference.channels import Channel
+from training.augment import WIDEBAND_CHAINS
 from training.data import Clip
 from training.dataset import Variants
+from training.model import GatedDetector
 from training.train import TrainConfig, train
 from training.validate import build_eval, score, summarise
 
@@ -30,6 +32,19 @@ def rows_for(data: Variants, keep: np.ndarray, chains: tuple[str, ...] = ()) -> 
     if chains:
         rows = rows[np.isin(data.chain[rows], chains)]
     return rows
+
+
+def train_model(clips: list[Clip], data: Variants, keep: np.ndarray, cfg: TrainConfig) -> Any:
+    """The model of one run on the clips marked in `keep`.
+
+    A Detector, or with `cfg.wideband_head` a GatedDetector whose second head sees the
+    wideband chains only.
+    """
+    model = train(clips, data, rows_for(data, keep, cfg.chains), cfg)
+    if not cfg.wideband_head:
+        return model
+    wideband = train(clips, data, rows_for(data, keep, WIDEBAND_CHAINS), cfg)
+    return GatedDetector(model, wideband).eval()
 
 
 def evaluate_model(
@@ -58,7 +73,7 @@ def dev_split(
     `dev` (held-out speakers only) is the honest figure.
     """
     is_train = np.array([c.fold == "train" for c in clips])
-    model = train(clips, data, rows_for(data, is_train, cfg.chains), cfg)
+    model = train_model(clips, data, is_train, cfg)
     held_out = np.flatnonzero([c.fold == "dev" and not c.generated for c in clips])
     corpus_dev = np.flatnonzero([c.split == "dev" and not c.generated for c in clips])
     return model, {
@@ -80,7 +95,7 @@ def leave_out(
     corpus = np.array([not c.generated for c in clips])
     other = 1 - clips[int(np.argmax(held & corpus))].label
     is_train = np.array([c.fold == "train" for c in clips]) & ~held
-    model = train(clips, data, rows_for(data, is_train, cfg.chains), cfg)
+    model = train_model(clips, data, is_train, cfg)
     against = np.array([c.label == other and c.fold == "dev" for c in clips])
     return evaluate_model(model, clips, pcm, np.flatnonzero(corpus & (held | against)), (1.0, 2.0))
 

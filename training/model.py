@@ -15,6 +15,11 @@ N_BINS = N_FFT // 2 + 1
 LOG_EPS = 1e-3
 RMS_FLOOR = 1e-3  # windows quieter than -60 dBFS are not amplified further
 N_FEATURES = 5 * N_BINS + 2 * (N_BINS - 1)  # statistics per bin and per pair of neighbours
+# The gate of GatedDetector: every telephone window of the held-out speakers has at most
+# -31 dB of its energy above 4.2 kHz, half of the wideband windows more than -26 dB.
+GATE_HZ = 4200
+GATE_BIN = GATE_HZ * N_FFT // 16000 + 1  # first bin above GATE_HZ (50 Hz per bin)
+GATE_DB = -35.0
 
 
 def dft_weights(n_fft: int = N_FFT) -> np.ndarray:
@@ -92,28 +97,63 @@ class Detector(nn.Module):
 
     def features(self, waveform: torch.Tensor) -> torch.Tensor:
         """The pooled statistics [B, N_FEATURES]; nothing here is learnt."""
-        s = self.front(waveform).squeeze(1)  # [B, F, T]
-        change = torch.abs(s[:, :, 1:] - s[:, :, :-1]).mean(dim=2)
-        curvature = torch.abs(s[:, :, 2:] - 2 * s[:, :, 1:-1] + s[:, :, :-2]).mean(dim=2)
-        shape = s - s.mean(dim=1, keepdim=True)
-        tilt = s[:, 1:, :] - s[:, :-1, :]  # neighbouring bins
-        return torch.cat(
-            [
-                s.mean(dim=2),
-                _spread(s),
-                change,
-                curvature,
-                _spread(shape),
-                torch.abs(tilt).mean(dim=2),
-                _spread(tilt),
-            ],
-            dim=1,
-        )
+        return pooled_statistics(self.front(waveform).squeeze(1))
 
     def classify(self, feats: torch.Tensor) -> torch.Tensor:
         """Logits [B] from the pooled statistics."""
         logits: torch.Tensor = self.head(self.norm(feats)).squeeze(1)
         return logits
+
+
+class GatedDetector(nn.Module):
+    """Two heads on the same statistics, chosen per window by the energy above 4.2 kHz.
+
+    Telephone audio has nothing above 4 kHz; many wideband recordings were band-limited
+    long before they reached us. A head trained on wideband chains only does better on
+    windows with real high-band energy and fails on the rest, so those windows go to the
+    head trained on every chain. The gate is part of the graph: one model serves SIP and
+    WebRTC lines alike (DESIGN.md, "Model contract").
+    """
+
+    def __init__(self, all_channels: Detector, wideband: Detector, gate_db: float = GATE_DB):
+        super().__init__()
+        self.all_channels = all_channels
+        self.wideband = wideband
+        self.gate_db = gate_db
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Logits [B]."""
+        s = self.all_channels.front(waveform).squeeze(1)
+        feats = pooled_statistics(s)
+        wide = high_band_share_db(s) > self.gate_db
+        return torch.where(wide, self.wideband.classify(feats), self.all_channels.classify(feats))
+
+
+def pooled_statistics(s: torch.Tensor) -> torch.Tensor:
+    """Per-bin and neighbour-pair statistics of a log power spectrogram [B, F, T] -> [B, N]."""
+    change = torch.abs(s[:, :, 1:] - s[:, :, :-1]).mean(dim=2)
+    curvature = torch.abs(s[:, :, 2:] - 2 * s[:, :, 1:-1] + s[:, :, :-2]).mean(dim=2)
+    shape = s - s.mean(dim=1, keepdim=True)
+    tilt = s[:, 1:, :] - s[:, :-1, :]  # neighbouring bins
+    return torch.cat(
+        [
+            s.mean(dim=2),
+            _spread(s),
+            change,
+            curvature,
+            _spread(shape),
+            torch.abs(tilt).mean(dim=2),
+            _spread(tilt),
+        ],
+        dim=1,
+    )
+
+
+def high_band_share_db(s: torch.Tensor) -> torch.Tensor:
+    """Share of the window's energy above GATE_HZ, in dB, from its log power spectrogram [B]."""
+    high = torch.logsumexp(s[:, GATE_BIN:, :].flatten(1), dim=1)
+    total = torch.logsumexp(s.flatten(1), dim=1)
+    return (high - total) * float(10 / np.log(10))
 
 
 def _spread(x: torch.Tensor) -> torch.Tensor:

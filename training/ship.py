@@ -1,4 +1,4 @@
-"""Ship a trained Detector: ONNX export, parity, calibrated thresholds, speed, manifest."""
+"""Ship a trained detector: ONNX export, parity, calibrated thresholds, speed, manifest."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from inference.model import to_scores
 from training.data import Clip
 from training.experiments import EVAL_CHANNELS, RESULTS_DIR
 from training.export import export_onnx, parity, write_manifest
-from training.model import Detector
+from training.model import Detector, GatedDetector
 from training.validate import build_eval, score
 
 logger = logging.getLogger(__name__)
@@ -26,9 +26,15 @@ NAME = "clonewatch-detector"
 
 
 def load_weights(path: Path) -> Any:
-    """A Detector with the saved state (eval mode)."""
+    """A Detector, or a GatedDetector, with the saved state (eval mode)."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = Detector(width=int(saved["width"]), log_eps=float(saved["log_eps"]))
+
+    def detector() -> Detector:
+        return Detector(width=int(saved["width"]), log_eps=float(saved["log_eps"]))
+
+    model: Detector | GatedDetector = detector()
+    if "gate_db" in saved:
+        model = GatedDetector(detector(), detector(), float(saved["gate_db"]))
     model.load_state_dict(saved["state"])
     return model.eval()
 
