@@ -64,9 +64,9 @@ def _parser() -> argparse.ArgumentParser:
         help="train on crops of these channel chains only (a bandwidth specialist)",
     )
     p.add_argument(
-        "--wideband-head",
+        "--single-head",
         action="store_true",
-        help="add a second head trained on the wideband chains, gated by high-band energy",
+        help="train one all-channel Detector, without the gated wideband head",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--name", default="run")
@@ -117,7 +117,7 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
         lr=args.lr,
         sam_rho=args.sam_rho,
         chains=tuple(args.chains),
-        wideband_head=args.wideband_head,
+        wideband_head=not args.single_head,
     )
     data = render_all(clips, VARIANTS, seed=args.render_seed)
     if args.command in ("dev", "all"):

@@ -1,4 +1,4 @@
-"""The detector: a fixed DFT front end (inside the graph), spectral statistics and an MLP."""
+"""The detector: a fixed DFT front end (inside the graph), spectral statistics, MLP heads."""
 
 from __future__ import annotations
 

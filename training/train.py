@@ -31,7 +31,7 @@ class TrainConfig:
     seed: int = 0
     sam_rho: float = 0.0  # > 0: sharpness-aware minimisation with this radius
     chains: tuple[str, ...] = ()  # train on crops of these channel chains only (empty: all)
-    wideband_head: bool = False  # add a head trained on wideband chains (GatedDetector)
+    wideband_head: bool = True  # add a head trained on wideband chains (GatedDetector)
 
 
 def sample_weights(clips: list[Clip], rows: np.ndarray) -> np.ndarray:
