@@ -27,7 +27,7 @@ def _frame_db(x: np.ndarray) -> np.ndarray:
 
 
 def shortcut_features(x: np.ndarray) -> dict[str, float]:
-    """Trivial cues of one crop: level, leading silence, exact zeros, MP3-like spectral holes."""
+    """Trivial cues of one crop: level, leading silence, exact zeros, spectral holes, band."""
     db = _frame_db(x)
     lead = int(np.argmax(db > db.max() - 30.0)) * FRAME / 16000
     spec = np.abs(np.fft.rfft(x[: len(x) // 512 * 512].reshape(-1, 512) * np.hanning(512))) ** 2
@@ -40,6 +40,10 @@ def shortcut_features(x: np.ndarray) -> dict[str, float]:
         "spectral_holes": holes,
         "hf_ratio_db": float(
             10 * np.log10(spec[:, 224:].sum() / (spec[:, 64:128].sum() + 1e-12) + 1e-12)
+        ),
+        # The cue that picks the head of GatedDetector: energy above 4.2 kHz, of all.
+        "high_band_share_db": float(
+            10 * np.log10(spec[:, 135:].sum() / (spec.sum() + 1e-12) + 1e-12)
         ),
     }
 

@@ -34,3 +34,11 @@ def test_shortcut_features_of_known_signals() -> None:
     assert f["level_dbfs"] == pytest.approx(10 * np.log10(0.005 * 2 / 3), abs=0.2)
     assert f["leading_silence_s"] == pytest.approx(0.5, abs=0.03)
     assert f["zero_fraction"] == pytest.approx(1 / 3, abs=0.01)
+
+
+def test_high_band_share_of_white_and_low_band_noise() -> None:
+    white = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    low = np.fft.irfft(np.fft.rfft(white) * (np.fft.rfftfreq(16000, 1 / 16000) < 3400), 16000)
+    # 122 of the 257 bins of a 512-point frame lie above 4.2 kHz.
+    assert shortcut_features(white)["high_band_share_db"] == pytest.approx(-3.3, abs=0.5)
+    assert shortcut_features(low.astype(np.float32))["high_band_share_db"] < -40
