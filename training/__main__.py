@@ -4,6 +4,8 @@ Commands:
     dev      train on the corpus train split, report dev-split figures, save the weights
     loso     leave-one-out validation: one training run per generator family left out,
              and one per human recording group left out
+    measure  measure the dev figures of saved weights again (after a change outside the
+             trained weights, such as the gate of the two heads)
     export   export saved weights to onnx_models/ with a parity check and the manifest
     all      dev + loso + export (what `make train` runs)
 """
@@ -11,8 +13,10 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,8 @@ from training.data import FAMILIES, HUMAN_SOURCES, Clip, all_clips, cached_audio
 from training.dataset import Variants, render_all
 from training.experiments import (
     EVAL_CHANNELS,
+    RESULTS_DIR,
+    dev_figures,
     dev_split,
     leave_family_out,
     leave_human_source_out,
@@ -38,7 +44,8 @@ VARIANTS = 6
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
-    p.add_argument("command", nargs="?", default="all", choices=("dev", "loso", "export", "all"))
+    commands = ("dev", "loso", "measure", "export", "all")
+    p.add_argument("command", nargs="?", default="all", choices=commands)
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--width", type=int, default=TrainConfig.width)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
@@ -129,14 +136,24 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
             saved["gate_db"] = model.gate_db
         torch.save({"state": model.state_dict(), **saved}, weights)
         for key, results in both.items():
-            save_results(f"{args.name}-{key}", cfg, results)
+            save_results(f"{args.name}-{key}", asdict(cfg), results)
     if args.command in ("loso", "all"):
         for family in args.families:
             results = leave_family_out(clips, pcm, data, cfg, family)
-            save_results(f"{args.name}-loso-{family}", cfg, results)
+            save_results(f"{args.name}-loso-{family}", asdict(cfg), results)
         for group in args.human_sources:
             results = leave_human_source_out(clips, pcm, data, cfg, group)
-            save_results(f"{args.name}-lohso-{group}", cfg, results)
+            save_results(f"{args.name}-lohso-{group}", asdict(cfg), results)
+
+
+def measure(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) -> None:
+    """The dev figures of data/results/NAME.pt, written over those of its training run."""
+    from training.ship import load_weights
+
+    model = load_weights(Path(f"data/results/{args.name}.pt"))
+    for key, results in dev_figures(model, clips, pcm).items():
+        trained = json.loads((RESULTS_DIR / f"{args.name}-{key}.json").read_text())
+        save_results(f"{args.name}-{key}", trained["config"], results)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     pcm = cached_audio(clips)
     if args.command in ("dev", "loso", "all"):
         train_runs(args, clips, pcm)
+    if args.command == "measure":
+        measure(args, clips, pcm)
     if args.command in ("export", "all"):
         export(args, clips, pcm)
     return 0

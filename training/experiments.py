@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +73,14 @@ def dev_split(
     """
     is_train = np.array([c.fold == "train" for c in clips])
     model = train_model(clips, data, is_train, cfg)
+    return model, dev_figures(model, clips, pcm)
+
+
+def dev_figures(model: Any, clips: list[Clip], pcm: list[np.ndarray]) -> dict[str, Any]:
+    """The figures of `dev_split` for a trained model: held-out speakers, corpus dev split."""
     held_out = np.flatnonzero([c.fold == "dev" and not c.generated for c in clips])
     corpus_dev = np.flatnonzero([c.split == "dev" and not c.generated for c in clips])
-    return model, {
+    return {
         "dev": evaluate_model(model, clips, pcm, held_out, (1.0, 2.0, 4.0)),
         "dev-split": evaluate_model(model, clips, pcm, corpus_dev, (1.0, 2.0)),
     }
@@ -118,9 +122,9 @@ def leave_human_source_out(
     return leave_out(clips, pcm, data, cfg, np.array([c.recording_group == group for c in clips]))
 
 
-def save_results(name: str, cfg: TrainConfig, results: dict[str, Any]) -> Path:
-    """Write data/results/NAME.json with the config beside the figures."""
+def save_results(name: str, config: dict[str, Any], results: dict[str, Any]) -> Path:
+    """Write data/results/NAME.json with the training config beside the figures."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    path.write_text(json.dumps({"config": asdict(cfg), "results": results}, indent=2))
+    path.write_text(json.dumps({"config": config, "results": results}, indent=2))
     return path

@@ -20,6 +20,10 @@ N_FEATURES = 5 * N_BINS + 2 * (N_BINS - 1)  # statistics per bin and per pair of
 GATE_HZ = 4200
 GATE_BIN = GATE_HZ * N_FFT // 16000 + 1  # first bin above GATE_HZ (50 Hz per bin)
 GATE_DB = -35.0
+# ...and the high band must also hold real energy: int16 rounding and dither at 16 kHz leave
+# about -99 dBFS above 4.2 kHz, which in a quiet telephone window resampled to 16 kHz (the
+# SIP path) is a share above GATE_DB. Clipped telephone peaks reach about -51 dBFS there.
+GATE_FLOOR_DBFS = -80.0
 
 
 def dft_weights(n_fft: int = N_FFT) -> np.ndarray:
@@ -110,8 +114,8 @@ class GatedDetector(nn.Module):
 
     Telephone audio has nothing above 4 kHz; many wideband recordings were band-limited
     long before they reached us. A head trained on wideband chains only does better on
-    windows with real high-band energy and fails on the rest, so those windows go to the
-    head trained on every chain. The gate is part of the graph: one model serves SIP and
+    windows with real high-band energy and fails on the rest; the rest go to the head
+    trained on every chain. The gate is part of the graph: one model serves SIP and
     WebRTC lines alike (DESIGN.md, "Model contract").
     """
 
@@ -125,7 +129,9 @@ class GatedDetector(nn.Module):
         """Logits [B]."""
         s = self.all_channels.front(waveform).squeeze(1)
         feats = pooled_statistics(s)
-        wide = high_band_share_db(s) > self.gate_db
+        share = high_band_share_db(s)
+        level = 10 * torch.log10(torch.mean(waveform * waveform, dim=1) + 1e-12)
+        wide = (share > self.gate_db) & (share + level > GATE_FLOOR_DBFS)
         return torch.where(wide, self.wideband.classify(feats), self.all_channels.classify(feats))
 
 
