@@ -5,10 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.utils
 import onnxruntime as ort
 import pytest
 
+from inference.channels import mulaw_roundtrip, resample
 from inference.model import ModelManifest, OnnxModel
+from streamer.resample import Resampler
 
 pytestmark = pytest.mark.unit
 
@@ -80,3 +83,32 @@ def test_silence_gives_a_finite_score(model: OnnxModel) -> None:
 def test_wrong_window_length_is_refused(model: OnnxModel) -> None:
     with pytest.raises(ValueError, match="expected shape"):
         model.score_batch(np.zeros((1, model.window_samples + 1), np.float32))
+
+
+def _gate_session(tmp_path: Path) -> tuple[ort.InferenceSession, str]:
+    """The shipped graph cut at the condition of its Where: True = the wideband head."""
+    (where,) = [n for n in onnx.load(str(ONNX)).graph.node if n.op_type == "Where"]
+    sub = tmp_path / "gate.onnx"
+    onnx.utils.extract_model(str(ONNX), str(sub), ["waveform"], [where.input[0]])
+    return ort.InferenceSession(str(sub), providers=["CPUExecutionProvider"]), where.input[0]
+
+
+def _through_the_sip_path(x: np.ndarray, level_dbfs: float) -> np.ndarray:
+    """16 kHz audio at `level_dbfs` -> 8 kHz G.711 mu-law -> the service's int16 resampler."""
+    x = x * 10 ** (level_dbfs / 20) / np.sqrt(np.mean(x**2))
+    phone = mulaw_roundtrip(resample(x, 16000, 8000))
+    pcm = np.round(np.clip(phone, -1, 1) * 32767).astype(np.int16)
+    up = Resampler(8000).process(pcm, last=True)
+    return (up[:16000].astype(np.float32) / 32768)[None, :]
+
+
+@pytest.mark.parametrize("level_dbfs", [-20.0, -45.0, -70.0])  # -70: the floor decides
+def test_the_gate_sends_sip_audio_to_the_all_channel_head(
+    tmp_path: Path, level_dbfs: float
+) -> None:
+    session, gate = _gate_session(tmp_path)
+    x = _speechlike(32000, 11)
+    (wide,) = session.run([gate], {"waveform": x[None, :16000]})
+    assert bool(wide[0])  # the same audio unfiltered has energy above 4.2 kHz
+    (wide,) = session.run([gate], {"waveform": _through_the_sip_path(x, level_dbfs)})
+    assert not bool(wide[0])
