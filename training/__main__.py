@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train one all-channel Detector, without the gated wideband head",
     )
+    p.add_argument("--seed", type=int, default=TrainConfig.seed, help="training seed")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--name", default="run")
     p.add_argument("--no-shortcuts", action="store_true", help="export: skip the shortcut check")
@@ -125,6 +126,7 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
         sam_rho=args.sam_rho,
         chains=tuple(args.chains),
         wideband_head=not args.single_head,
+        seed=args.seed,
     )
     data = render_all(clips, VARIANTS, seed=args.render_seed)
     if args.command in ("dev", "all"):
