@@ -40,10 +40,12 @@ def _constant(model: onnx.ModelProto, name: str) -> float:
 def _log_spectrogram_graph(tmp_path: Path) -> tuple[str, str, float]:
     """The shipped graph cut after its Log node, and the floor added before the log."""
     model = onnx.load(str(ONNX))
-    (log_node,) = [n for n in model.graph.node if n.op_type == "Log"]
-    (add_node,) = [n for n in model.graph.node if log_node.input[0] in n.output]
-    assert add_node.op_type == "Add"
-    eps = _constant(model, add_node.input[1])
+    floored_logs = []  # log(x + eps): the spectrogram's eps, and the gate's 1e-12 on the level
+    for log_node in (n for n in model.graph.node if n.op_type == "Log"):
+        (add_node,) = [n for n in model.graph.node if log_node.input[0] in n.output]
+        assert add_node.op_type == "Add"
+        floored_logs.append((log_node, _constant(model, add_node.input[1])))
+    ((log_node, eps),) = [(n, eps) for n, eps in floored_logs if eps > 1e-9]
     sub = tmp_path / "front.onnx"
     onnx.utils.extract_model(str(ONNX), str(sub), ["waveform"], [log_node.output[0]])
     return str(sub), log_node.output[0], eps
