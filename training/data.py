@@ -58,6 +58,11 @@ HUMAN_SOURCES = {
 MOVED_TO_TRAIN = frozenset({"ljspeech-LJ"})
 
 
+def _group_of(human_source: str) -> str:
+    """The recording group of a human corpus source (HUMAN_SOURCES, else the source)."""
+    return HUMAN_SOURCES.get(human_source, human_source)
+
+
 @dataclass(frozen=True, slots=True)
 class Clip:
     """One labelled recording (a manifest row) and where its audio lives."""
@@ -85,7 +90,7 @@ class Clip:
         """Recording group of a human clip (HUMAN_SOURCES, else its source); '' for spoof."""
         if self.label:
             return ""
-        return HUMAN_SOURCES.get(self.source, self.source)
+        return _group_of(self.source)
 
     @property
     def recording_group(self) -> str:
@@ -97,8 +102,7 @@ class Clip:
         if not self.label:
             return self.human_source
         if self.source == COPYSYNTH_SOURCE and self.origin.startswith("bonafide/"):
-            source = self.origin.split("/")[1]
-            return HUMAN_SOURCES.get(source, source)
+            return _group_of(self.origin.split("/")[1])
         return ""
 
     @property
