@@ -37,7 +37,8 @@ from training.experiments import (
     save_results,
 )
 from training.model import LOG_EPS, GatedDetector
-from training.train import TrainConfig
+from training.speaker import SpeakerEncoder
+from training.train import FeatureBank, TrainConfig
 
 VARIANTS = 6
 
@@ -74,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
         "--single-head",
         action="store_true",
         help="train one all-channel Detector, without the gated wideband head",
+    )
+    p.add_argument(
+        "--speaker-head",
+        action="store_true",
+        help="add a head on a pretrained speaker encoder to the all-channel side of the pair",
     )
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="training seed")
     p.add_argument("--threads", type=int, default=2)
@@ -126,25 +132,30 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
         sam_rho=args.sam_rho,
         chains=tuple(args.chains),
         wideband_head=not args.single_head,
+        speaker_head=args.speaker_head,
         seed=args.seed,
     )
     data = render_all(clips, VARIANTS, seed=args.render_seed)
+    bank = None  # the speaker encoder's features, shared by every run of this command
+    if cfg.speaker_head:
+        bank = FeatureBank.build(data, SpeakerEncoder.pretrained(), seed=cfg.seed)
     if args.command in ("dev", "all"):
-        model, both = dev_split(clips, pcm, data, cfg)
+        model, both = dev_split(clips, pcm, data, cfg, bank)
         weights = Path(f"data/results/{args.name}.pt")
         weights.parent.mkdir(parents=True, exist_ok=True)
         saved: dict[str, Any] = {"width": args.width, "log_eps": LOG_EPS}
         if isinstance(model, GatedDetector):
             saved["gate_db"] = model.gate_db
+            saved["speaker_head"] = model.speaker is not None
         torch.save({"state": model.state_dict(), **saved}, weights)
         for key, results in both.items():
             save_results(f"{args.name}-{key}", asdict(cfg), results)
     if args.command in ("loso", "all"):
         for family in args.families:
-            results = leave_family_out(clips, pcm, data, cfg, family)
+            results = leave_family_out(clips, pcm, data, cfg, family, bank)
             save_results(f"{args.name}-loso-{family}", asdict(cfg), results)
         for group in args.human_sources:
-            results = leave_human_source_out(clips, pcm, data, cfg, group)
+            results = leave_human_source_out(clips, pcm, data, cfg, group, bank)
             save_results(f"{args.name}-lohso-{group}", asdict(cfg), results)
 
 

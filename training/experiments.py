@@ -14,7 +14,8 @@ from training.augment import WIDEBAND_CHAINS
 from training.data import Clip
 from training.dataset import Variants
 from training.model import GatedDetector
-from training.train import TrainConfig, train
+from training.speaker import SpeakerDetector, SpeakerEncoder
+from training.train import FeatureBank, TrainConfig, train
 from training.validate import build_eval, score, summarise
 
 logger = logging.getLogger(__name__)
@@ -33,17 +34,32 @@ def rows_for(data: Variants, keep: np.ndarray, chains: tuple[str, ...] = ()) -> 
     return rows
 
 
-def train_model(clips: list[Clip], data: Variants, keep: np.ndarray, cfg: TrainConfig) -> Any:
+def train_model(
+    clips: list[Clip],
+    data: Variants,
+    keep: np.ndarray,
+    cfg: TrainConfig,
+    speaker_bank: FeatureBank | None = None,
+) -> Any:
     """The model of one run on the clips marked in `keep`.
 
     A Detector, or with `cfg.wideband_head` a GatedDetector whose second head sees the
-    wideband chains only.
+    wideband chains only; `cfg.speaker_head` adds a head on the pretrained speaker encoder,
+    trained on the same rows as the first, from `speaker_bank` (built here when None).
     """
-    model = train(clips, data, rows_for(data, keep, cfg.chains), cfg)
+    if cfg.speaker_head and not cfg.wideband_head:
+        raise ValueError("the speaker head joins the gated pair: it needs the wideband head")
+    rows = rows_for(data, keep, cfg.chains)
+    model = train(clips, data, rows, cfg)
     if not cfg.wideband_head:
         return model
     wideband = train(clips, data, rows_for(data, keep, WIDEBAND_CHAINS), cfg)
-    return GatedDetector(model, wideband).eval()
+    speaker = None
+    if cfg.speaker_head:
+        encoder = SpeakerEncoder.pretrained()
+        bank = speaker_bank or FeatureBank.build(data, encoder, seed=cfg.seed)
+        speaker = train(clips, data, rows, cfg, lambda w: SpeakerDetector(encoder, w), bank)
+    return GatedDetector(model, wideband, speaker=speaker).eval()
 
 
 def evaluate_model(
@@ -64,7 +80,11 @@ def evaluate_model(
 
 
 def dev_split(
-    clips: list[Clip], pcm: list[np.ndarray], data: Variants, cfg: TrainConfig
+    clips: list[Clip],
+    pcm: list[np.ndarray],
+    data: Variants,
+    cfg: TrainConfig,
+    speaker_bank: FeatureBank | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train on the training fold, test on held-out speakers (dev fold) and the corpus dev split.
 
@@ -72,7 +92,7 @@ def dev_split(
     `dev` (held-out speakers only) is the honest figure.
     """
     is_train = np.array([c.fold == "train" for c in clips])
-    model = train_model(clips, data, is_train, cfg)
+    model = train_model(clips, data, is_train, cfg, speaker_bank)
     return model, dev_figures(model, clips, pcm)
 
 
@@ -87,7 +107,12 @@ def dev_figures(model: Any, clips: list[Clip], pcm: list[np.ndarray]) -> dict[st
 
 
 def leave_out(
-    clips: list[Clip], pcm: list[np.ndarray], data: Variants, cfg: TrainConfig, held: np.ndarray
+    clips: list[Clip],
+    pcm: list[np.ndarray],
+    data: Variants,
+    cfg: TrainConfig,
+    held: np.ndarray,
+    speaker_bank: FeatureBank | None = None,
 ) -> dict[str, Any]:
     """Train without the `held` clips (any fold, all of one class).
 
@@ -99,27 +124,39 @@ def leave_out(
     corpus = np.array([not c.generated for c in clips])
     other = 1 - clips[int(np.argmax(held & corpus))].label
     is_train = np.array([c.fold == "train" for c in clips]) & ~held
-    model = train_model(clips, data, is_train, cfg)
+    model = train_model(clips, data, is_train, cfg, speaker_bank)
     against = np.array([c.label == other and c.fold == "dev" for c in clips])
     return evaluate_model(model, clips, pcm, np.flatnonzero(corpus & (held | against)), (1.0, 2.0))
 
 
 def leave_family_out(
-    clips: list[Clip], pcm: list[np.ndarray], data: Variants, cfg: TrainConfig, family: str
+    clips: list[Clip],
+    pcm: list[np.ndarray],
+    data: Variants,
+    cfg: TrainConfig,
+    family: str,
+    speaker_bank: FeatureBank | None = None,
 ) -> dict[str, Any]:
     """Train without one spoof family; test it against held-out human speech."""
-    return leave_out(clips, pcm, data, cfg, np.array([c.family == family for c in clips]))
+    held = np.array([c.family == family for c in clips])
+    return leave_out(clips, pcm, data, cfg, held, speaker_bank)
 
 
 def leave_human_source_out(
-    clips: list[Clip], pcm: list[np.ndarray], data: Variants, cfg: TrainConfig, group: str
+    clips: list[Clip],
+    pcm: list[np.ndarray],
+    data: Variants,
+    cfg: TrainConfig,
+    group: str,
+    speaker_bank: FeatureBank | None = None,
 ) -> dict[str, Any]:
     """Train without one human recording group; test it against held-out synthetic speech.
 
     Copy-synthesised clips of the group's recordings are held out too: left in, they would
     teach that the group's recording chain marks synthetic speech.
     """
-    return leave_out(clips, pcm, data, cfg, np.array([c.recording_group == group for c in clips]))
+    held = np.array([c.recording_group == group for c in clips])
+    return leave_out(clips, pcm, data, cfg, held, speaker_bank)
 
 
 def save_results(name: str, config: dict[str, Any], results: dict[str, Any]) -> Path:

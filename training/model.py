@@ -87,13 +87,7 @@ class Detector(nn.Module):
         super().__init__()
         self.front = FrontEnd(log_eps)
         self.norm = nn.BatchNorm1d(N_FEATURES)
-        self.head = nn.Sequential(
-            nn.Dropout(0.2),
-            nn.Linear(N_FEATURES, width),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(width, 1),
-        )
+        self.head = mlp_head(N_FEATURES, width, dropout)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """Logits [B]."""
@@ -117,13 +111,24 @@ class GatedDetector(nn.Module):
     windows with real high-band energy and fails on the rest; the rest go to the head
     trained on every chain. The gate is part of the graph: one model serves SIP and
     WebRTC lines alike (DESIGN.md, "Model contract").
+
+    With `speaker` (a head on a pretrained speaker encoder, training/speaker.py), its logit
+    is added to the all-channel head's: on held-out speakers it helped telephone windows
+    and not the wideband head's (MODEL_CARD.md).
     """
 
-    def __init__(self, all_channels: Detector, wideband: Detector, gate_db: float = GATE_DB):
+    def __init__(
+        self,
+        all_channels: Detector,
+        wideband: Detector,
+        gate_db: float = GATE_DB,
+        speaker: nn.Module | None = None,
+    ):
         super().__init__()
         self.all_channels = all_channels
         self.wideband = wideband
         self.gate_db = gate_db
+        self.speaker = speaker
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """Logits [B]."""
@@ -132,7 +137,21 @@ class GatedDetector(nn.Module):
         share = high_band_share_db(s)
         level = 10 * torch.log10(torch.mean(waveform * waveform, dim=1) + 1e-12)
         wide = (share > self.gate_db) & (share + level > GATE_FLOOR_DBFS)
-        return torch.where(wide, self.wideband.classify(feats), self.all_channels.classify(feats))
+        narrow = self.all_channels.classify(feats)
+        if self.speaker is not None:
+            narrow = narrow + self.speaker(waveform)
+        return torch.where(wide, self.wideband.classify(feats), narrow)
+
+
+def mlp_head(n_features: int, width: int, dropout: float) -> nn.Sequential:
+    """The classifier of every head: input dropout, one hidden ReLU layer, one logit."""
+    return nn.Sequential(
+        nn.Dropout(0.2),
+        nn.Linear(n_features, width),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(width, 1),
+    )
 
 
 def pooled_statistics(s: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from training.data import Clip
 from training.experiments import EVAL_CHANNELS, RESULTS_DIR
 from training.export import export_onnx, parity, write_manifest
 from training.model import Detector, GatedDetector
+from training.speaker import SpeakerDetector, SpeakerEncoder
 from training.validate import build_eval, score
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,10 @@ def load_weights(path: Path) -> Any:
 
     model: Detector | GatedDetector = detector()
     if "gate_db" in saved:
-        model = GatedDetector(detector(), detector(), float(saved["gate_db"]))
+        speaker = None
+        if saved.get("speaker_head"):  # the encoder's weights are in the saved state
+            speaker = SpeakerDetector(SpeakerEncoder(), int(saved["width"]))
+        model = GatedDetector(detector(), detector(), float(saved["gate_db"]), speaker)
     model.load_state_dict(saved["state"])
     return model.eval()
 

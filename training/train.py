@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,9 @@ from torch import nn
 from training.data import Clip
 from training.dataset import Variants
 from training.model import Detector
+from training.speaker import SpeakerDetector
+
+Head = Detector | SpeakerDetector
 
 logger = logging.getLogger(__name__)
 CROP_CHOICES_S = (1.0, 1.0, 1.0, 1.5, 1.5, 2.0, 2.0, 3.0)
@@ -32,6 +36,7 @@ class TrainConfig:
     sam_rho: float = 0.0  # > 0: sharpness-aware minimisation with this radius
     chains: tuple[str, ...] = ()  # train on crops of these channel chains only (empty: all)
     wideband_head: bool = True  # add a head trained on wideband chains (GatedDetector)
+    speaker_head: bool = False  # add a head on the pretrained speaker encoder (needs the above)
 
 
 def sample_weights(clips: list[Clip], rows: np.ndarray) -> np.ndarray:
@@ -49,7 +54,7 @@ def sample_weights(clips: list[Clip], rows: np.ndarray) -> np.ndarray:
 
 
 def sharpness_aware_gradients(
-    model: Detector,
+    model: Head,
     params: list[nn.Parameter],
     feats: torch.Tensor,
     labels: torch.Tensor,
@@ -92,11 +97,64 @@ def make_batch(
     return torch.from_numpy(out / 32768.0)
 
 
-def train(clips: list[Clip], data: Variants, rows: np.ndarray, cfg: TrainConfig) -> Any:
-    """Train a fresh Detector on the given variant rows."""
+@dataclass(frozen=True)
+class FeatureBank:
+    """A head's input features for `per_row` random crops of every rendered row.
+
+    For a head whose features cost much more than its classifier (the speaker encoder's
+    LSTMs), computing them once for all runs of a session is many times cheaper than
+    computing them for every training batch; each step then draws one of a row's crops.
+    """
+
+    feats: torch.Tensor  # [rows, per_row, F] float16
+
+    @classmethod
+    def build(
+        cls,
+        data: Variants,
+        features: Callable[[torch.Tensor], torch.Tensor],
+        per_row: int = 12,
+        seed: int = 0,
+        chunk: int = 256,
+    ) -> FeatureBank:
+        """Features of `per_row` crops per row; the crop length is drawn per chunk of rows."""
+        rng = np.random.default_rng(seed)
+        out: list[torch.Tensor] = []
+        t0 = time.time()
+        for _ in range(per_row):
+            parts = []
+            for start in range(0, len(data.clip), chunk):
+                rows = np.arange(start, min(start + chunk, len(data.clip)))
+                x = make_batch(data, rows, float(rng.choice(CROP_CHOICES_S)), rng)
+                with torch.no_grad():
+                    parts.append(features(x).to(torch.float16))
+            out.append(torch.cat(parts))
+            logger.info(
+                "feature bank: %d of %d crops per row (%.0f s)", len(out), per_row, time.time() - t0
+            )
+        return cls(torch.stack(out, dim=1))
+
+    def draw(self, rows: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        """One stored crop's features per row, float32 [len(rows), F]."""
+        pick = rng.integers(0, self.feats.shape[1], size=len(rows))
+        return self.feats[torch.from_numpy(rows), torch.from_numpy(pick)].float()
+
+
+def train(
+    clips: list[Clip],
+    data: Variants,
+    rows: np.ndarray,
+    cfg: TrainConfig,
+    make_head: Callable[[int], Head] = Detector,
+    bank: FeatureBank | None = None,
+) -> Any:
+    """Train a fresh head (`make_head(width)`, a Detector by default) on the given variant rows.
+
+    With `bank`, the head's features are drawn from it instead of computed from new crops.
+    """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = Detector(width=cfg.width)
+    model = make_head(cfg.width)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
@@ -107,10 +165,13 @@ def train(clips: list[Clip], data: Variants, rows: np.ndarray, cfg: TrainConfig)
     t0, running = time.time(), 0.0
     for step in range(cfg.steps):
         batch_rows = rng.choice(rows, size=cfg.batch, p=weights)
-        x = make_batch(data, batch_rows, float(rng.choice(CROP_CHOICES_S)), rng)
         y = labels[batch_rows]
-        with torch.no_grad():  # nothing before the pooled statistics is learnt
-            feats = model.features(x)
+        if bank is not None:
+            feats = bank.draw(batch_rows, rng)
+        else:
+            x = make_batch(data, batch_rows, float(rng.choice(CROP_CHOICES_S)), rng)
+            with torch.no_grad():  # nothing before the pooled features is learnt
+                feats = model.features(x)
         loss = loss_fn(model.classify(feats), y)
         opt.zero_grad()
         loss.backward()

@@ -1,14 +1,18 @@
-"""The training step's sharpness-aware gradients."""
+"""The training loop: sharpness-aware gradients, heads trained from a feature bank."""
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from training.model import Detector
-from training.train import sharpness_aware_gradients
+from training.data import Clip
+from training.dataset import Variants
+from training.model import N_FEATURES, Detector
+from training.train import FeatureBank, TrainConfig, sharpness_aware_gradients, train
 
 pytestmark = pytest.mark.unit
 
@@ -71,3 +75,39 @@ def test_the_second_pass_does_not_update_the_normalisation_statistics_again() ->
     sharpness_aware_gradients(model, params, feats, labels, 0.05)
     torch.testing.assert_close(model.norm.running_mean, mean)
     assert model.norm.momentum == 0.1
+
+
+def _variants(levels: list[int]) -> Variants:
+    """One 4 s row per level, every sample at that level; one clip per row."""
+    n = len(levels)
+    audio = np.repeat(np.array(levels, np.int16)[:, None], 64000, axis=1)
+    return Variants(audio, np.full(n, 64000), np.arange(n), np.array(["clean"] * n))
+
+
+def test_the_feature_bank_keeps_each_rows_own_crops() -> None:
+    data = _variants([100, 200, 300])
+    bank = FeatureBank.build(data, lambda x: x.mean(dim=1, keepdim=True), per_row=3, chunk=2)
+    assert bank.feats.shape == (3, 3, 1)
+    drawn = bank.draw(np.array([2, 0, 2]), np.random.default_rng(0))
+    np.testing.assert_allclose(drawn[:, 0].numpy(), np.array([300, 100, 300]) / 32768, rtol=1e-3)
+
+
+def test_a_head_trains_from_the_bank_without_computing_features() -> None:
+    levels = [100, 200] * 8
+    data = _variants(levels)
+    clips = [Clip(Path(f"{i}.flac"), i % 2, "s", "sys", "spk", "train") for i in range(len(levels))]
+    # Class 1 rows carry +1 on the first feature, class 0 rows -1; the rest is noise.
+    feats = torch.randn(len(levels), 2, N_FEATURES) * 0.1
+    feats[:, :, 0] += torch.tensor([-1.0, 1.0] * 8)[:, None]
+    bank = FeatureBank(feats.to(torch.float16))
+
+    def head(width: int) -> Detector:
+        model = Detector(width=width)
+        model.features = None  # type: ignore[assignment,method-assign]  # must not be called
+        return model
+
+    cfg = TrainConfig(steps=300, batch=16, width=8)
+    model = train(clips, data, np.arange(len(levels)), cfg, head, bank)
+    with torch.no_grad():
+        logits = model.classify(feats[:, 0])
+    assert ((logits > 0).numpy() == np.array([0, 1] * 8)).all()
