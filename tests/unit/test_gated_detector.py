@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from training.model import LOG_EPS, Detector, GatedDetector, high_band_share_db
 from training.ship import load_weights
 
 pytestmark = pytest.mark.unit
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 def _white_and_telephone(rows: int = 2) -> np.ndarray:
@@ -23,15 +25,19 @@ def _white_and_telephone(rows: int = 2) -> np.ndarray:
     return np.concatenate([white, phone.astype(np.float32)])
 
 
-def _constant_head(value: float) -> Detector:
-    """A Detector whose logit is `value` whatever the input."""
-    model = Detector(width=4).eval()
-    last = model.head[-1]
+def constant_logit(model: M, value: float) -> M:
+    """`model` (a head whose last layer is `head[-1]`) set to give `value` for any input."""
+    last = list(model.get_submodule("head").children())[-1]
     assert isinstance(last, torch.nn.Linear)
     with torch.no_grad():
         last.weight.zero_()
         last.bias.fill_(value)
     return model
+
+
+def _constant_head(value: float) -> Detector:
+    """A Detector whose logit is `value` whatever the input."""
+    return constant_logit(Detector(width=4).eval(), value)
 
 
 def test_high_band_share_tells_wideband_from_telephone_audio() -> None:

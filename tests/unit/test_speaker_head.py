@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.unit.test_gated_detector import _constant_head, _white_and_telephone
+from tests.unit.test_gated_detector import _constant_head, _white_and_telephone, constant_logit
 from training import speaker
 from training.export import export_onnx, parity
 from training.model import LOG_EPS, Detector, GatedDetector
@@ -75,18 +75,12 @@ def test_weights_with_another_hash_are_refused(
         speaker._weights_file()
 
 
-def _constant_speaker(value: float) -> SpeakerDetector:
-    model = SpeakerDetector(SpeakerEncoder(), width=4).eval()
-    last = model.head[-1]
-    assert isinstance(last, torch.nn.Linear)
-    with torch.no_grad():
-        last.weight.zero_()
-        last.bias.fill_(value)
-    return model
-
-
 def test_the_speaker_head_joins_the_all_channel_side_only() -> None:
-    gated = GatedDetector(_constant_head(-5.0), _constant_head(5.0), speaker=_constant_speaker(2.0))
+    gated = GatedDetector(
+        _constant_head(-5.0),
+        _constant_head(5.0),
+        speaker=constant_logit(SpeakerDetector(SpeakerEncoder(), 4).eval(), 2.0),
+    )
     with torch.no_grad():
         logits = gated.eval()(torch.from_numpy(_white_and_telephone())).numpy()
     np.testing.assert_allclose(logits, [5.0, 5.0, -3.0, -3.0], rtol=1e-6)
