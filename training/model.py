@@ -24,6 +24,8 @@ GATE_DB = -35.0
 # about -99 dBFS above 4.2 kHz, which in a quiet telephone window resampled to 16 kHz (the
 # SIP path) is a share above GATE_DB. Clipped telephone peaks reach about -51 dBFS there.
 GATE_FLOOR_DBFS = -80.0
+# GatedDetector.calibration before it is fitted: each side's raw logits, speaker logit added.
+NO_CALIBRATION = (1.0, 1.0, 0.0, 1.0, 0.0)
 
 
 def dft_weights(n_fft: int = N_FFT) -> np.ndarray:
@@ -113,9 +115,11 @@ class GatedDetector(nn.Module):
     WebRTC lines alike (DESIGN.md, "Model contract").
 
     With `speaker` (a head on a pretrained speaker encoder, training/speaker.py), its logit
-    is added to the all-channel head's: on held-out speakers it helped telephone windows
-    and not the wideband head's (MODEL_CARD.md).
+    joins the all-channel head's: on held-out speakers it helped telephone windows and not
+    the wideband head's (MODEL_CARD.md).
     """
+
+    calibration: torch.Tensor
 
     def __init__(
         self,
@@ -129,18 +133,32 @@ class GatedDetector(nn.Module):
         self.wideband = wideband
         self.gate_db = gate_db
         self.speaker = speaker
+        # Affine maps that put both sides of the gate on one scale of log-odds, fitted on
+        # held-out speakers (training/calibrate.py): narrow side [statistics weight, speaker
+        # weight, bias], wideband side [weight, bias]. One threshold then fits both sides.
+        self.register_buffer("calibration", torch.tensor(NO_CALIBRATION))
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """Logits [B]."""
+        sides, wide = self.side_logits(waveform)
+        c = self.calibration
+        narrow = c[0] * sides[:, 0] + c[1] * sides[:, 1] + c[2]
+        return torch.where(wide, c[3] * sides[:, 2] + c[4], narrow)
+
+    def side_logits(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw logits [B, 3] (statistics, speaker (0 without), wideband heads) and the gate [B].
+
+        The gate is True where the window goes to the wideband head.
+        """
         s = self.all_channels.front(waveform).squeeze(1)
         feats = pooled_statistics(s)
         share = high_band_share_db(s)
         level = 10 * torch.log10(torch.mean(waveform * waveform, dim=1) + 1e-12)
         wide = (share > self.gate_db) & (share + level > GATE_FLOOR_DBFS)
-        narrow = self.all_channels.classify(feats)
-        if self.speaker is not None:
-            narrow = narrow + self.speaker(waveform)
-        return torch.where(wide, self.wideband.classify(feats), narrow)
+        statistics = self.all_channels.classify(feats)
+        speaker = torch.zeros_like(statistics) if self.speaker is None else self.speaker(waveform)
+        sides = torch.stack([statistics, speaker, self.wideband.classify(feats)], dim=1)
+        return sides, wide
 
 
 def mlp_head(n_features: int, width: int, dropout: float) -> nn.Sequential:

@@ -14,10 +14,11 @@ import torch
 
 from inference.eer import eer, threshold_at_fpr
 from inference.model import to_scores
+from training.calibrate import fit_calibration
 from training.data import Clip
 from training.experiments import EVAL_CHANNELS, RESULTS_DIR
 from training.export import export_onnx, parity, write_manifest
-from training.model import Detector, GatedDetector
+from training.model import NO_CALIBRATION, Detector, GatedDetector
 from training.speaker import SpeakerDetector, SpeakerEncoder
 from training.validate import build_eval, score
 
@@ -39,6 +40,8 @@ def load_weights(path: Path) -> Any:
         if saved.get("speaker_head"):  # the encoder's weights are in the saved state
             speaker = SpeakerDetector(SpeakerEncoder(), int(saved["width"]))
         model = GatedDetector(detector(), detector(), float(saved["gate_db"]), speaker)
+        # Weights saved before the sides were calibrated: each side's raw logits.
+        saved["state"].setdefault("calibration", torch.tensor(NO_CALIBRATION))
     model.load_state_dict(saved["state"])
     return model.eval()
 
@@ -46,11 +49,16 @@ def load_weights(path: Path) -> Any:
 def calibrate(
     model: Any, clips: list[Clip], pcm: list[np.ndarray], window_s: float
 ) -> tuple[dict[str, float], np.ndarray]:
-    """Thresholds (probabilities) on the dev split, telephone and wideband windows pooled."""
+    """Thresholds (probabilities) on the dev split, telephone and wideband windows pooled.
+
+    A GatedDetector's sides are first put on one scale from the same windows.
+    """
     dev = np.flatnonzero([c.fold == "dev" and not c.generated for c in clips])
     sets = [build_eval(clips, pcm, dev, ch, window_s) for ch in EVAL_CHANNELS]
-    logits = np.concatenate([score(model, s.audio) for s in sets])
     labels = np.concatenate([s.labels for s in sets])
+    if isinstance(model, GatedDetector):
+        fit_calibration(model, np.concatenate([s.audio for s in sets]), labels)
+    logits = np.concatenate([score(model, s.audio) for s in sets])
     _, thr_eer = eer(logits, labels)
     thr_1, _, _ = threshold_at_fpr(logits, labels)
     # Thresholds on the scale of the service's scores: the same logit -> score conversion.
@@ -89,8 +97,8 @@ def ship(
     """Export, check and describe the model; returns the manifest written."""
     model = load_weights(weights)
     n = int(window_s * 16000)
-    export_onnx(model, ONNX_PATH, n)
     thresholds, sample = calibrate(model, clips, pcm, window_s)
+    export_onnx(model, ONNX_PATH, n)
     diff = parity(model, ONNX_PATH, sample)
     metrics: dict[str, Any] = {
         "onnx_parity_max_abs_diff": diff,
@@ -98,6 +106,8 @@ def ship(
         "size_bytes": ONNX_PATH.stat().st_size,
         "validation": collect_results(prefix),
     }
+    if isinstance(model, GatedDetector):
+        metrics["side_calibration"] = [round(v, 4) for v in model.calibration.tolist()]
     manifest = {
         "name": NAME,
         "version": time.strftime("%Y.%m.%d"),
