@@ -74,12 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--single-head",
         action="store_true",
-        help="train one all-channel Detector, without the gated wideband head",
+        help="train one all-channel Detector, without the gated wideband head "
+        "(needs --no-speaker-head)",
     )
     p.add_argument(
-        "--speaker-head",
-        action="store_true",
-        help="add a head on a pretrained speaker encoder to the all-channel side of the pair",
+        "--no-speaker-head",
+        dest="speaker_head",
+        action="store_false",
+        help="leave out the head on the pretrained speaker encoder (the pair shipped before)",
     )
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="training seed")
     p.add_argument("--threads", type=int, default=2)
@@ -171,7 +173,10 @@ def measure(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.single_head and args.speaker_head:
+        parser.error("--single-head needs --no-speaker-head: the speaker head joins the pair")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
     clips = all_clips(use_generated=args.generated)

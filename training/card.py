@@ -77,7 +77,8 @@ def write_card(manifest: dict[str, Any]) -> None:
         "dev split (its LJ Speech half was seen in training); `loso-F` = trained without "
         "generator family F, tested on F's corpus clips against held-out human speech; "
         "`lohso-H` = trained without human recording group H, tested on H's clips against "
-        "held-out synthetic speech.",
+        "held-out synthetic speech. Figures of the training runs, before the side "
+        "calibration that the export fits.",
         "",
         *validation_table(m["validation"]),
         "",

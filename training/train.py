@@ -36,7 +36,7 @@ class TrainConfig:
     sam_rho: float = 0.0  # > 0: sharpness-aware minimisation with this radius
     chains: tuple[str, ...] = ()  # train on crops of these channel chains only (empty: all)
     wideband_head: bool = True  # add a head trained on wideband chains (GatedDetector)
-    speaker_head: bool = False  # add a head on the pretrained speaker encoder (needs the above)
+    speaker_head: bool = True  # add a head on the pretrained speaker encoder (needs the above)
 
 
 def sample_weights(clips: list[Clip], rows: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.__main__ import _parser
+from training.__main__ import _parser, main
 from training.data import Clip
 from training.dataset import Variants
 from training.experiments import leave_family_out, rows_for
@@ -64,6 +64,17 @@ def test_the_training_command_refuses_an_unknown_family() -> None:
     with pytest.raises(SystemExit):
         _parser().parse_args(["loso", "--families", "vocodr"])
     assert _parser().parse_args(["loso", "--families", "vocoder"]).families == ["vocoder"]
+
+
+def test_a_single_head_run_must_leave_the_speaker_head_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["dev", "--single-head"])  # refused before any data is read
+    assert "--no-speaker-head" in capsys.readouterr().err
+    args = _parser().parse_args(["dev", "--single-head", "--no-speaker-head"])
+    assert args.single_head and not args.speaker_head
+    assert _parser().parse_args(["dev"]).speaker_head  # the shipped recipe has it
 
 
 def test_rows_for_keeps_the_marked_clips_and_the_chosen_chains() -> None:
