@@ -49,10 +49,8 @@ def fit_calibration(
     ]
     sides = torch.cat([p[0] for p in parts]).double().numpy()
     wide = torch.cat([p[1] for p in parts]).numpy()
-    narrow_columns = [0, 1] if model.speaker is not None else [0]
-    narrow = fit_logistic(sides[~wide][:, narrow_columns], labels[~wide])
-    if model.speaker is None:  # no speaker logit: its weight stays 0
-        narrow = np.array([narrow[0], 0.0, narrow[1]])
+    # Without a speaker head its column is all zeros, and its weight stays exactly 0.
+    narrow = fit_logistic(sides[~wide][:, :2], labels[~wide])
     wideband = fit_logistic(sides[wide][:, [2]], labels[wide])
     model.calibration = torch.tensor(np.concatenate([narrow, wideband]), dtype=torch.float32)
     return model.calibration
