@@ -126,3 +126,13 @@ def windows_of(x: Audio, n: int, max_windows: int) -> list[Audio]:
         return [tile(x, n)]
     count = min(len(x) // n, max_windows)
     return [x[i * n : (i + 1) * n] for i in range(count)]
+
+
+def hop_windows(x: Audio, n: int, hop: int) -> list[Audio]:
+    """Every n-sample window from the start, one each `hop` samples, as the service takes them.
+
+    A clip shorter than a window is tiled to one window.
+    """
+    if len(x) < n:
+        return [tile(x, n)]
+    return [x[s : s + n] for s in range(0, len(x) - n + 1, hop)]

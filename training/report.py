@@ -12,6 +12,7 @@ from alerts.policy import VerdictPolicy, resolve_thresholds
 from alerts.types import Verdict, WindowScore
 from inference.channels import Channel, apply_channel
 from inference.eer import eer
+from inference.evaldata import hop_windows
 from inference.model import to_scores
 from training.data import Clip
 from training.dataset import Variants
@@ -108,8 +109,7 @@ def time_to_alert(
     alerts: dict[int, list[float | None]] = {0: [], 1: []}
     for i in idx:
         x = apply_channel(pcm[i].astype(np.float32) / 32768.0, channel)
-        starts = range(0, max(len(x) - w, 0) + 1, hop)
-        batch = np.stack([np.resize(x[s : s + w], w) for s in starts]).astype(np.float32)
+        batch = np.stack(hop_windows(x, w, hop)).astype(np.float32)
         (logits,) = session.run(["logit"], {"waveform": batch})
         scores = to_scores(np.asarray(logits, dtype=np.float32), "logit")  # as the service does
         alerts[clips[i].label].append(first_alert_s(scores, manifest))

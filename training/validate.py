@@ -9,7 +9,7 @@ import torch
 
 from inference.channels import Channel, apply_channel
 from inference.eer import eer, threshold_at_fpr
-from inference.evaldata import windows_of
+from inference.evaldata import hop_windows, windows_of
 from training.data import Clip
 
 MAX_WINDOWS = 3  # per clip and window length, so long clips do not dominate
@@ -25,14 +25,24 @@ class EvalSet:
 
 
 def build_eval(
-    clips: list[Clip], pcm: list[np.ndarray], idx: np.ndarray, channel: Channel, window_s: float
+    clips: list[Clip],
+    pcm: list[np.ndarray],
+    idx: np.ndarray,
+    channel: Channel,
+    window_s: float,
+    hop_s: float | None = None,
 ) -> EvalSet:
-    """Apply `channel` to each whole (trimmed) clip, then cut it into windows."""
+    """Apply `channel` to each whole (trimmed) clip, then cut it into windows.
+
+    Up to MAX_WINDOWS side by side from the start of each clip, or with `hop_s` every
+    window the service would score.
+    """
     n = int(window_s * 16000)
+    hop = None if hop_s is None else int(hop_s * 16000)
     audio, labels, owner = [], [], []
     for i in idx:
         x = apply_channel(pcm[i].astype(np.float32) / 32768.0, channel)
-        for w in windows_of(x, n, MAX_WINDOWS):
+        for w in windows_of(x, n, MAX_WINDOWS) if hop is None else hop_windows(x, n, hop):
             audio.append(w)
             labels.append(clips[i].label)
             owner.append(i)

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from inference.eer import det_curve, eer, rates_at, threshold_at_fpr
-from inference.evaldata import load_items, trim_silence, windows_of
+from inference.evaldata import hop_windows, load_items, trim_silence, windows_of
 from inference.evaluate import run_evaluate
 from tests.fakes.models import write_test_model
 
@@ -80,6 +80,16 @@ def test_trim_and_windows() -> None:
     assert len(trimmed) == 16000
     assert len(windows_of(trimmed, 8000, 6)) == 2
     short = windows_of(trimmed[:4000], 8000, 6)
+    assert len(short) == 1
+    assert short[0].shape == (8000,)
+
+
+def test_hop_windows_are_every_window_the_service_scores() -> None:
+    x = np.arange(20000, dtype=np.float32)
+    windows = hop_windows(x, 8000, 4000)
+    assert [int(w[0]) for w in windows] == [0, 4000, 8000, 12000]  # the last whole window
+    assert all(w.shape == (8000,) for w in windows)
+    short = hop_windows(x[:3000], 8000, 4000)
     assert len(short) == 1
     assert short[0].shape == (8000,)
 
