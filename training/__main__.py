@@ -24,7 +24,16 @@ import numpy as np
 import torch
 
 from training.augment import CHAINS
-from training.data import FAMILIES, HUMAN_SOURCES, Clip, all_clips, cached_audio
+from training.data import (
+    COPYSYNTH_SOURCE,
+    FAMILIES,
+    GENERATED_DIR,
+    HUMAN_SOURCES,
+    Clip,
+    all_clips,
+    cached_audio,
+    read_manifest,
+)
 from training.dataset import Variants, render_all
 from training.experiments import (
     EVAL_CHANNELS,
@@ -95,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 def checks(
     clips: list[Clip], pcm: list[np.ndarray], data: Variants | None, manifest: dict[str, Any]
 ) -> dict[str, Any]:
-    """Shortcut check on the training crops and simulated time to alert on held-out clips."""
+    """Shortcut check, simulated time to alert on held-out clips, generators never seen."""
     from training.report import shortcut_check, time_to_alert
     from training.ship import ONNX_PATH
 
@@ -108,8 +117,33 @@ def checks(
         out[f"time_to_alert_{channel}"] = time_to_alert(
             str(ONNX_PATH), clips, pcm, dev, manifest, channel
         )
+    if not any(c.generated for c in clips):  # else the generated TTS is not unseen
+        out["unseen_generators"] = unseen_check(clips, pcm, manifest)
     logging.getLogger(__name__).info("checks %s", out)
     return out
+
+
+def unseen_check(
+    clips: list[Clip], pcm: list[np.ndarray], manifest: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The TTS engines of data/generated (`make data`) against the held-out human clips.
+
+    No training run of the recipe sees data/generated unless told to (`--generated`), so
+    these engines are generators the model never met; None when `make data` has not run.
+    """
+    from training.report import unseen_generators
+    from training.ship import ONNX_PATH
+
+    generated = GENERATED_DIR / "manifest.csv"
+    if not generated.is_file():
+        logging.getLogger(__name__).info("no %s: unseen-generator check skipped", generated)
+        return None
+    tts = [c for c in read_manifest(generated) if c.source != COPYSYNTH_SOURCE]
+    spoofs: dict[str, list[np.ndarray]] = {}
+    for clip, audio in zip(tts, cached_audio(tts), strict=True):
+        spoofs.setdefault(clip.source, []).append(audio)
+    humans = [pcm[i] for i, c in enumerate(clips) if c.fold == "dev" and c.label == 0]
+    return unseen_generators(str(ONNX_PATH), manifest, humans, spoofs)
 
 
 def export(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) -> None:

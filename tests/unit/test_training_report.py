@@ -1,11 +1,15 @@
 """Time-to-alert simulation (with the service's verdict policy) and shortcut cues."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from training.report import first_alert_s, shortcut_features
+from training.report import first_alert_s, shortcut_features, unseen_generators
 
 pytestmark = pytest.mark.unit
+SHIPPED = Path(__file__).resolve().parents[2] / "onnx_models" / "clonewatch-detector.onnx"
 
 MANIFEST = {
     "window_s": 1.0,
@@ -42,3 +46,22 @@ def test_high_band_share_of_white_and_low_band_noise() -> None:
     # 122 of the 257 bins of a 512-point frame lie above 4.2 kHz.
     assert shortcut_features(white)["high_band_share_db"] == pytest.approx(-3.3, abs=0.5)
     assert shortcut_features(low.astype(np.float32))["high_band_share_db"] < -40
+
+
+def test_unseen_generators_of_copies_of_the_human_clips_are_at_chance() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(32000) / 16000.0
+    humans = [
+        (
+            3000 * np.sin(2 * np.pi * f * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+            + 300 * rng.standard_normal(len(t))
+        ).astype(np.int16)
+        for f in (150, 220, 310)
+    ]
+    manifest = json.loads(SHIPPED.with_suffix(".json").read_text())
+    out = unseen_generators(str(SHIPPED), manifest, humans, {"copies": list(humans)})
+    assert out["copies"]["files"] == 3
+    for channel in ("telephone", "wideband"):
+        # the same windows on both sides: no threshold separates them
+        assert out["copies"][channel]["window_eer"] == pytest.approx(0.5, abs=0.01)
+        assert 0.0 <= out["copies"][channel]["files_alerted"] <= 1.0
