@@ -114,10 +114,10 @@ def write_card(manifest: dict[str, Any]) -> None:
         out += [
             "### Generators outside the training data (`make data` TTS engines)",
             "",
-            "The recipe trains on `data/generated` only when told to (`--generated`); its "
-            "TTS clips, through each "
-            "channel, against the held-out speakers' human clips: window EER, and the share "
-            "of files that raise an alert through the verdict policy at the shipped thresholds.",
+            "The recipe trains on `data/generated` only when told to (`--generated`). Its TTS "
+            "clips through each channel, against the held-out speakers' human clips: window "
+            "EER, and the share of files that raise an alert through the verdict policy at "
+            "the shipped thresholds.",
             "",
             *unseen_table(m["unseen_generators"]),
             "",
