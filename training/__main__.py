@@ -33,6 +33,7 @@ from training.data import (
     all_clips,
     cached_audio,
     read_manifest,
+    tts_clips,
 )
 from training.dataset import Variants, render_all
 from training.experiments import (
@@ -74,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
         help="also train on data/generated (`make data`); it made held-out figures worse",
     )
     p.add_argument(
+        "--tts",
+        nargs="+",
+        default=[],
+        metavar="ENGINE",
+        help="add these TTS engines of data/generated to the training fold (`make data`)",
+    )
+    p.add_argument("--tts-clips", type=int, default=100, help="clips per --tts engine")
+    p.add_argument(
         "--chains",
         nargs="+",
         default=[],
@@ -102,7 +111,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def checks(
-    clips: list[Clip], pcm: list[np.ndarray], data: Variants | None, manifest: dict[str, Any]
+    clips: list[Clip],
+    pcm: list[np.ndarray],
+    data: Variants | None,
+    manifest: dict[str, Any],
+    seen: set[str],
 ) -> dict[str, Any]:
     """Shortcut check, simulated time to alert on held-out clips, generators never seen."""
     from training.report import shortcut_check, time_to_alert
@@ -117,19 +130,18 @@ def checks(
         out[f"time_to_alert_{channel}"] = time_to_alert(
             str(ONNX_PATH), clips, pcm, dev, manifest, channel
         )
-    if not any(c.generated for c in clips):  # else the generated TTS is not unseen
-        out["unseen_generators"] = unseen_check(clips, pcm, manifest)
+    out["unseen_generators"] = unseen_check(clips, pcm, manifest, seen)
     logging.getLogger(__name__).info("checks %s", out)
     return out
 
 
 def unseen_check(
-    clips: list[Clip], pcm: list[np.ndarray], manifest: dict[str, Any]
+    clips: list[Clip], pcm: list[np.ndarray], manifest: dict[str, Any], seen: set[str]
 ) -> dict[str, Any] | None:
     """The TTS engines of data/generated (`make data`) against the held-out human clips.
 
-    No training run of the recipe sees data/generated unless told to (`--generated`), so
-    these engines are generators the model never met; None when `make data` has not run.
+    All but the `seen` sources (those the weights were trained on), so generators the
+    model never met; None when `make data` has not run.
     """
     from training.report import unseen_generators
     from training.ship import ONNX_PATH
@@ -138,7 +150,7 @@ def unseen_check(
     if not generated.is_file():
         logging.getLogger(__name__).info("no %s: unseen-generator check skipped", generated)
         return None
-    tts = [c for c in read_manifest(generated) if c.source != COPYSYNTH_SOURCE]
+    tts = [c for c in read_manifest(generated) if c.source not in seen | {COPYSYNTH_SOURCE}]
     spoofs: dict[str, list[np.ndarray]] = {}
     for clip, audio in zip(tts, cached_audio(tts), strict=True):
         spoofs.setdefault(clip.source, []).append(audio)
@@ -152,9 +164,11 @@ def export(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) -
     from training.export import write_manifest
     from training.ship import ONNX_PATH, ship
 
-    manifest = ship(clips, pcm, Path(f"data/results/{args.name}.pt"), args.window, args.name)
+    weights = Path(f"data/results/{args.name}.pt")
+    manifest = ship(clips, pcm, weights, args.window, args.name)
     data = None if args.no_shortcuts else render_all(clips, VARIANTS, seed=args.render_seed)
-    manifest["metrics"].update(checks(clips, pcm, data, manifest))
+    seen = set(torch.load(weights, map_location="cpu", weights_only=True).get("generated", []))
+    manifest["metrics"].update(checks(clips, pcm, data, manifest, seen))
     write_manifest(ONNX_PATH, manifest)
     write_card(manifest)
 
@@ -171,6 +185,7 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
         speaker_head=args.speaker_head,
         seed=args.seed,
     )
+    recipe = {**asdict(cfg), "tts": args.tts, "tts_clips": args.tts_clips}
     data = render_all(clips, VARIANTS, seed=args.render_seed)
     bank = None  # the speaker encoder's features, shared by every run of this command
     if cfg.speaker_head:
@@ -179,20 +194,22 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
         model, both = dev_split(clips, pcm, data, cfg, bank)
         weights = Path(f"data/results/{args.name}.pt")
         weights.parent.mkdir(parents=True, exist_ok=True)
-        saved: dict[str, Any] = {"width": args.width, "log_eps": LOG_EPS}
+        # the generated sources it trained on: the export checks the other TTS engines
+        seen = sorted({c.source for c in clips if c.generated})
+        saved: dict[str, Any] = {"width": args.width, "log_eps": LOG_EPS, "generated": seen}
         if isinstance(model, GatedDetector):
             saved["gate_db"] = model.gate_db
             saved["speaker_head"] = model.speaker is not None
         torch.save({"state": model.state_dict(), **saved}, weights)
         for key, results in both.items():
-            save_results(f"{args.name}-{key}", asdict(cfg), results)
+            save_results(f"{args.name}-{key}", recipe, results)
     if args.command in ("loso", "all"):
         for family in args.families:
             results = leave_family_out(clips, pcm, data, cfg, family, bank)
-            save_results(f"{args.name}-loso-{family}", asdict(cfg), results)
+            save_results(f"{args.name}-loso-{family}", recipe, results)
         for group in args.human_sources:
             results = leave_human_source_out(clips, pcm, data, cfg, group, bank)
-            save_results(f"{args.name}-lohso-{group}", asdict(cfg), results)
+            save_results(f"{args.name}-lohso-{group}", recipe, results)
 
 
 def measure(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) -> None:
@@ -213,7 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--single-head needs --no-speaker-head: the speaker head joins the pair")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
+    if args.generated and args.tts:
+        parser.error("--tts picks engines of data/generated; --generated takes all of it")
     clips = all_clips(use_generated=args.generated)
+    clips += tts_clips(args.tts, args.tts_clips) if args.tts else []
     pcm = cached_audio(clips)
     if args.command in ("dev", "loso", "all"):
         train_runs(args, clips, pcm)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +158,25 @@ def all_clips(use_generated: bool = True) -> list[Clip]:
             snapshot.write_bytes(gen.read_bytes())
         clips += [c for c in read_manifest(snapshot, GENERATED_DIR) if c.path.is_file()]
     return clips
+
+
+def tts_clips(engines: list[str], per_engine: int) -> list[Clip]:
+    """The first `per_engine` clips (by path) of each TTS engine of data/generated.
+
+    They join the training fold whatever their manifest split: no held-out figure uses
+    generated clips, so their split only decided which runs of `--generated` saw them.
+    """
+    manifest = GENERATED_DIR / "manifest.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} not found: make data generates the TTS clips")
+    found = [c for c in read_manifest(manifest) if c.path.is_file()]
+    chosen = []
+    for engine in engines:
+        clips = sorted((c for c in found if c.source == engine), key=lambda c: str(c.path))
+        if not clips:
+            raise ValueError(f"no clips of TTS engine {engine!r} in {manifest}")
+        chosen += [replace(c, split="train") for c in clips[:per_engine]]
+    return chosen
 
 
 def cached_audio(clips: list[Clip]) -> list[np.ndarray]:
