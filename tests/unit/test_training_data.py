@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from training.__main__ import _parser, main
-from training.data import Clip
+from training.data import Clip, tts_clips
 from training.dataset import Variants
 from training.experiments import leave_family_out, rows_for
 from training.train import sample_weights
@@ -75,6 +75,31 @@ def test_a_single_head_run_must_leave_the_speaker_head_out(
     args = _parser().parse_args(["dev", "--single-head", "--no-speaker-head"])
     assert args.single_head and not args.speaker_head
     assert _parser().parse_args(["dev"]).speaker_head  # the shipped recipe has it
+
+
+def test_tts_and_generated_together_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["dev", "--tts", "piper", "--generated"])  # refused before any data is read
+    assert "--generated takes all" in capsys.readouterr().err
+
+
+def test_tts_clips_take_the_first_clips_of_each_engine_onto_the_training_fold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = ["path,label,source,system,speaker,split"]
+    for engine, n in (("alpha", 3), ("beta", 1)):
+        for i in range(n):
+            path = f"spoof/{engine}/{engine}-{i}.flac"
+            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / path).write_bytes(b"")
+            rows.append(f"{path},spoof,{engine},{engine}-v,{engine}-v,dev")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setattr("training.data.GENERATED_DIR", tmp_path)
+    clips = tts_clips(["alpha"], 2)
+    assert [c.path.name for c in clips] == ["alpha-0.flac", "alpha-1.flac"]
+    assert all(c.fold == "train" and c.label == 1 for c in clips)
+    with pytest.raises(ValueError, match="gamma"):
+        tts_clips(["gamma"], 2)
 
 
 def test_rows_for_keeps_the_marked_clips_and_the_chosen_chains() -> None:
