@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from alerts.config import VerdictConfig
@@ -90,7 +90,33 @@ def resolve_thresholds(
         manifest_thresholds.get(MANIFEST_SYNTHETIC_KEY),
         default,
     )
-    return Thresholds(suspect=float(suspect), synthetic=float(synthetic))
+    try:
+        return Thresholds(suspect=float(suspect), synthetic=float(synthetic))
+    except ValueError as exc:
+        where = f'verdict.lines."{line}"' if override else "verdict"
+        raise ValueError(
+            f"{where}: {exc} (thresholds not set there come from [verdict] or the model "
+            "manifest; set suspect_threshold too)"
+        ) from None
+
+
+def peak_aggregate(scores: Sequence[float], config: VerdictConfig) -> float | None:
+    """The highest synthetic threshold at which these window scores reach SYNTHETIC.
+
+    The policy enters SYNTHETIC at the first window, from the `min_windows`-th on, whose
+    aggregate reaches the synthetic threshold, whatever the suspect threshold and the
+    path there; so a participant is alerted at threshold t exactly when t <= this value.
+    None when there are fewer than `min_windows` scores (never alerted). Used to set a
+    line's threshold from its own human calls (`clonewatch evaluate`).
+    """
+    recent: deque[float] = deque(maxlen=config.history_windows)
+    peak: float | None = None
+    for k, score in enumerate(scores):
+        recent.append(score)
+        if k + 1 >= config.min_windows:
+            aggregate = statistics.median(recent)
+            peak = aggregate if peak is None else max(peak, aggregate)
+    return peak
 
 
 def _first(*values: float | None) -> float:

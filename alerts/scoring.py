@@ -101,6 +101,9 @@ class VerdictBoard:
         bus: Where events are published.
         metrics: The process's metrics.
         clock: Monotonic seconds, injected for tests.
+
+    Raises:
+        ValueError: The thresholds of the service or of a configured line are inverted.
     """
 
     def __init__(
@@ -123,6 +126,8 @@ class VerdictBoard:
         self._calls: dict[str, CallState] = {}
         self._alerts: OrderedDict[str, AlertRecord] = OrderedDict()
         self._thresholds: dict[str, Thresholds] = {}
+        for line in ("", *config.lines):  # a bad override stops the start, not a call
+            self.thresholds_for(line)
 
     # -- ScoreSink ---------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from inference.model import OnnxModel
 from inference.runtime import BatchingRuntime
 from streamer.calls import CallManager
 from streamer.config import AppConfig
+from streamer.errors import ConfigError
 from streamer.sip import SipServer
 from streamer.webrtc import WhipIngress
 
@@ -86,14 +87,17 @@ def build_analysis(
             "configured_providers": ",".join(config.model.providers),
         }
     )
-    board = VerdictBoard(
-        config.verdict,
-        manifest.thresholds,
-        manifest.threshold,
-        f"{manifest.name} {manifest.version}",
-        bus,
-        metrics,
-    )
+    try:
+        board = VerdictBoard(
+            config.verdict,
+            manifest.thresholds,
+            manifest.threshold,
+            f"{manifest.name} {manifest.version}",
+            bus,
+            metrics,
+        )
+    except ValueError as exc:  # thresholds of the config and the manifest disagree
+        raise ConfigError(str(exc)) from None
     runtime = BatchingRuntime(model, config.model, metrics)
     pipeline = Pipeline(
         runtime=runtime,

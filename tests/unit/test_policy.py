@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerts.config import LineThresholds, VerdictConfig
-from alerts.policy import Thresholds, VerdictPolicy, resolve_thresholds
+from alerts.policy import Thresholds, VerdictPolicy, peak_aggregate, resolve_thresholds
 from alerts.types import Verdict, WindowScore
 
 pytestmark = pytest.mark.unit
@@ -124,3 +124,27 @@ def test_a_single_outlier_never_changes_a_settled_verdict(
     settled = policy.state
     assert _feed(policy, [outlier] + [level] * after) == [None] * (after + 1)
     assert policy.state == settled
+
+
+@given(
+    scores=st.lists(st.floats(0.0, 1.0), max_size=12),
+    suspect=st.floats(0.0, 1.0),
+    synthetic=st.floats(0.0, 1.0),
+    min_windows=st.integers(1, 4),
+    history=st.integers(1, 5),
+)
+def test_alerted_exactly_at_thresholds_up_to_the_peak_aggregate(
+    scores: list[float], suspect: float, synthetic: float, min_windows: int, history: int
+) -> None:
+    config = VerdictConfig(min_windows=min_windows, history_windows=history, release_margin=0.1)
+    thresholds = Thresholds(min(suspect, synthetic), synthetic)
+    policy = VerdictPolicy(config, thresholds)
+    alerted = Verdict.SYNTHETIC in _feed(policy, scores)
+    peak = peak_aggregate(scores, config)
+    assert alerted == (peak is not None and synthetic <= peak)
+
+
+def test_peak_aggregate_is_the_highest_median_after_min_windows() -> None:
+    assert peak_aggregate([0.9], CONFIG) is None  # fewer than min_windows: never alerted
+    assert peak_aggregate([0.99, 0.1, 0.1, 0.1, 0.2], CONFIG) == pytest.approx(0.545)
+    assert peak_aggregate([0.1, 0.2, 0.9, 0.95, 0.3], CONFIG) == pytest.approx(0.6)

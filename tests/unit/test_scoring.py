@@ -203,3 +203,17 @@ def test_restored_alert_is_actionable(board: VerdictBoard, events: list[Event]) 
         0.93,
     )
     assert event.verdict is None  # the call is no longer active
+
+
+def test_a_line_override_below_the_inherited_suspect_threshold_is_refused_up_front(
+    metrics: Metrics,
+) -> None:
+    # 0.3 is below the manifest's suspect threshold 0.5: refused when the board is built
+    # (the service's start), not at that line's first call
+    config = VerdictConfig(lines={"+1555": LineThresholds(synthetic_threshold=0.3)})
+    with pytest.raises(ValueError, match=r'verdict.lines."\+1555": suspect threshold 0.5'):
+        VerdictBoard(config, MANIFEST, 0.5, "det 1.0", EventBus(), metrics)
+    override = LineThresholds(suspect_threshold=0.2, synthetic_threshold=0.3)
+    both = VerdictConfig(lines={"+1555": override})
+    board = VerdictBoard(both, MANIFEST, 0.5, "det 1.0", EventBus(), metrics)
+    assert board.thresholds_for("+1555").synthetic == 0.3
