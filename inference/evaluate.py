@@ -5,12 +5,19 @@ scores speech only), passed through a simulated channel, cut into non-overlappin
 the model's `window_s` and scored. Reported per channel: window-level EER and its threshold,
 the threshold at 1% false alarms on human speech with the miss rate there, file-level EER
 (mean score per file), and a per-system table; optionally a DET plot and a JSON report.
+
+Then what the service would do with each file: every window at the model's hop through the
+verdict policy, the share of human and synthetic files alerted at the model's threshold,
+and the line threshold, the lowest `synthetic_threshold` at which at most 1% of the human
+files alert. Human files alone are enough for that part: a line's own recorded calls give
+its `[verdict.lines."..."]` threshold.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,15 +28,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from alerts.config import VerdictConfig
+from alerts.policy import Thresholds, peak_aggregate, resolve_thresholds
 from inference.channels import CHANNELS, Channel, apply_channel
 from inference.eer import det_curve, eer, rates_at, threshold_at_fpr
-from inference.evaldata import Item, decode, load_items, trim_silence, windows_of
+from inference.evaldata import Item, decode, hop_windows, load_items, trim_silence, windows_of
 from inference.model import OnnxModel
 
 logger = logging.getLogger(__name__)
 DEFAULT_CHANNELS: tuple[Channel, ...] = ("wideband", "telephone")
 MAX_WINDOWS_PER_FILE = 6
 BATCH = 32
+LINE_FALSE_ALARMS = 0.01  # share of a line's human calls its threshold may let alert
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +50,28 @@ class Scored:
     owner: npt.NDArray[np.int64]
 
 
-def score_items(model: OnnxModel, audio: list[npt.NDArray[np.float32]], channel: Channel) -> Scored:
-    """Window scores of every (trimmed) file after the channel."""
+def score_items(
+    model: OnnxModel,
+    audio: list[npt.NDArray[np.float32]],
+    channel: Channel,
+    every_hop: bool = False,
+) -> Scored:
+    """Window scores of every (trimmed) file after the channel, in order within a file.
+
+    Up to MAX_WINDOWS_PER_FILE side by side, or with `every_hop` every window the service
+    would score.
+    """
     n = model.window_samples
+    hop = round(model.manifest.hop_s * model.manifest.sample_rate)
     windows: list[npt.NDArray[np.float32]] = []
     owner: list[int] = []
     for i, x in enumerate(audio):
-        for w in windows_of(apply_channel(x, channel), n, MAX_WINDOWS_PER_FILE):
-            windows.append(w)
-            owner.append(i)
+        heard = apply_channel(x, channel)
+        cut = (
+            hop_windows(heard, n, hop) if every_hop else windows_of(heard, n, MAX_WINDOWS_PER_FILE)
+        )
+        windows += cut
+        owner += [i] * len(cut)
     stacked = np.stack(windows).astype(np.float32)
     scores = np.concatenate(
         [model.score_batch(stacked[i : i + BATCH]) for i in range(0, len(stacked), BATCH)]
@@ -113,8 +136,63 @@ def system_table(
     return table
 
 
+def line_threshold(human_peaks: npt.NDArray[np.float64], rate: float) -> float | None:
+    """The lowest threshold (4 decimals) at which at most `rate` of these files alert.
+
+    `human_peaks` are the files' peak aggregates (-inf: never alerted). None when no
+    threshold up to 1 keeps that few quiet (the files' scores reach 1.0).
+    """
+    allowed = int(rate * len(human_peaks))  # files that may still alert
+    ordered = np.sort(human_peaks)[::-1]
+    if allowed >= len(ordered) or not np.isfinite(ordered[allowed]):
+        return 0.0
+    above = math.floor(float(ordered[allowed]) * 10_000) / 10_000 + 0.0001
+    return None if above > 1.0 else round(above, 4)
+
+
+def _peak(scores: npt.NDArray[np.float64], verdict: VerdictConfig) -> float:
+    """A file's peak aggregate; -inf for a file too short to be alerted."""
+    peak = peak_aggregate(scores.tolist(), verdict)
+    return -math.inf if peak is None else peak
+
+
+def call_report(
+    items: Sequence[Item], scored: Scored, verdict: VerdictConfig, thresholds: Thresholds
+) -> dict[str, Any]:
+    """Files alerted through the verdict policy, and the line threshold for the human ones.
+
+    `scored` holds every window of each file at the model's hop; `thresholds` are those the
+    service would use (config, else the model manifest).
+    """
+    counts = np.bincount(scored.owner, minlength=len(items))
+    per_file = np.split(scored.scores, np.cumsum(counts)[:-1])
+    peaks = np.array([_peak(s, verdict) for s in per_file], dtype=np.float64)
+    labels = np.array([i.label for i in items])
+    human, synthetic = peaks[labels == 0], peaks[labels == 1]
+    threshold = line_threshold(human, LINE_FALSE_ALARMS)
+
+    def alerted(p: npt.NDArray[np.float64], t: float | None) -> float | None:
+        return None if t is None or not len(p) else float(np.mean(p >= t))
+
+    return {
+        "policy": {"min_windows": verdict.min_windows, "history_windows": verdict.history_windows},
+        "files": {"human": len(human), "synthetic": len(synthetic)},
+        "thresholds": {"suspect": thresholds.suspect, "synthetic": thresholds.synthetic},
+        "alerted": {
+            "human": alerted(human, thresholds.synthetic),
+            "synthetic": alerted(synthetic, thresholds.synthetic),
+        },
+        "line_false_alarms": LINE_FALSE_ALARMS,
+        "line_threshold": threshold,
+        "alerted_at_line_threshold": {
+            "human": alerted(human, threshold),
+            "synthetic": alerted(synthetic, threshold),
+        },
+    }
+
+
 def print_report(report: dict[str, Any], out: Any = sys.stdout) -> None:
-    """Human-readable tables: one summary line per channel, then its systems."""
+    """Human-readable tables: one summary line per channel, then its systems; then calls."""
     for channel, r in report["channels"].items():
         t = r["thresholds"]
         print(
@@ -133,6 +211,32 @@ def print_report(report: dict[str, Any], out: Any = sys.stdout) -> None:
                 f"{row['at_eer']:>7.2%} {row['at_fpr_1pct']:>7.2%}",
                 file=out,
             )
+    for channel, calls in report.get("calls", {}).items():
+        print_calls(channel, calls, out)
+
+
+def print_calls(channel: str, calls: dict[str, Any], out: Any = sys.stdout) -> None:
+    """Files alerted through the verdict policy, and the line threshold as config lines."""
+    files, alerted, at_line = calls["files"], calls["alerted"], calls["alerted_at_line_threshold"]
+    counts = f"human {alerted['human']:.2%} of {files['human']}"
+    if files["synthetic"]:
+        counts += f", synthetic {alerted['synthetic']:.2%} of {files['synthetic']}"
+    synthetic = calls["thresholds"]["synthetic"]
+    print(f"[{channel}] files alerted at synthetic threshold {synthetic:.4f}: {counts}", file=out)
+    line, rate = calls["line_threshold"], calls["line_false_alarms"]
+    if line is None:
+        print(f"  no threshold up to 1 keeps all but {rate:.0%} of the human files quiet", file=out)
+        return
+    caught = f", synthetic {at_line['synthetic']:.2%}" if files["synthetic"] else ""
+    print(
+        f"  at most {rate:.0%} of the human files alert from {line:.4f} (human "
+        f"{at_line['human']:.2%}{caught}); for a line with audio like this:",
+        file=out,
+    )
+    print('    [verdict.lines."LINE"]', file=out)
+    if line < calls["thresholds"]["suspect"]:  # the suspect threshold may not lie above it
+        print(f"    suspect_threshold = {line:.4f}", file=out)
+    print(f"    synthetic_threshold = {line:.4f}", file=out)
 
 
 def plot_det(results: dict[str, Scored], items: Sequence[Item], path: Path) -> None:
@@ -164,11 +268,22 @@ def plot_det(results: dict[str, Scored], items: Sequence[Item], path: Path) -> N
 
 
 def evaluate(
-    items: Sequence[Item], model: OnnxModel, channels: Sequence[Channel]
+    items: Sequence[Item],
+    model: OnnxModel,
+    channels: Sequence[Channel],
+    policy: tuple[VerdictConfig, Thresholds] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Scored]]:
-    """Decode, trim and score every item on every channel; the report and raw scores."""
+    """Decode, trim and score every item on every channel; the report and raw scores.
+
+    Window error rates need both classes. With `policy` (the service's verdict settings and
+    thresholds) the report also says which files the service would alert on (`calls`, see
+    `call_report`); human files alone suffice for that.
+    """
     audio = [trim_silence(decode(item.path)) for item in items]
-    scored: dict[str, Scored] = {c: score_items(model, audio, c) for c in channels}
+    both = len({i.label for i in items}) == 2
+    scored: dict[str, Scored] = {}
+    if both:
+        scored = {c: score_items(model, audio, c) for c in channels}
     report: dict[str, Any] = {
         "model": {"name": model.manifest.name, "version": model.manifest.version},
         "window_s": model.window_samples / model.manifest.sample_rate,
@@ -180,6 +295,11 @@ def evaluate(
             c: channel_report(items, s, model.manifest.thresholds) for c, s in scored.items()
         },
     }
+    if policy is not None:
+        report["calls"] = {
+            c: call_report(items, score_items(model, audio, c, every_hop=True), *policy)
+            for c in channels
+        }
     return report, scored
 
 
@@ -191,20 +311,26 @@ def run_evaluate(
     plot_out: Path | None = None,
     split: str | None = None,
     channel: str | None = None,
+    verdict: VerdictConfig | None = None,
 ) -> int:
     """The `clonewatch evaluate` command; returns the exit status (0 ok, 2 bad input)."""
     try:
         if channel is not None and channel not in CHANNELS:
             raise ValueError(f"channel {channel!r} is not one of {list(CHANNELS)}")
         items = load_items(manifest_or_dir, split)
-        if len({i.label for i in items}) < 2:
-            raise ValueError(f"{manifest_or_dir}: need both human and synthetic files")
+        if not any(i.label == 0 for i in items):
+            raise ValueError(f"{manifest_or_dir}: no human files (need human files)")
+        if plot_out is not None and all(i.label == 0 for i in items):
+            raise ValueError("a DET plot needs both human and synthetic files")
         model = OnnxModel.load(model_path)
+        verdict = verdict or VerdictConfig()
+        m = model.manifest
+        thresholds = resolve_thresholds(verdict, m.thresholds, m.threshold, "")
     except (OSError, ValueError) as exc:
         print(f"clonewatch evaluate: {exc}", file=sys.stderr)
         return 2
     channels: tuple[Channel, ...] = (channel,) if channel else DEFAULT_CHANNELS
-    report, scored = evaluate(items, model, channels)
+    report, scored = evaluate(items, model, channels, (verdict, thresholds))
     print_report(report)
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

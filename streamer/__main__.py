@@ -129,14 +129,15 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from inference.evaluate import run_evaluate
 
-    model = args.model or load_config(args.config).model_path()
+    config = load_config(args.config)
     return run_evaluate(
         args.data,
-        model,
+        args.model or config.model_path(),
         json_out=args.json,
         plot_out=args.plot,
         split=args.split,
         channel=args.channel,
+        verdict=config.verdict,
     )
 
 

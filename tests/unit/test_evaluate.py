@@ -7,7 +7,7 @@ import soundfile as sf
 
 from inference.eer import det_curve, eer, rates_at, threshold_at_fpr
 from inference.evaldata import hop_windows, load_items, trim_silence, windows_of
-from inference.evaluate import run_evaluate
+from inference.evaluate import line_threshold, run_evaluate
 from tests.fakes.models import write_test_model
 
 pytestmark = pytest.mark.unit
@@ -94,8 +94,8 @@ def test_hop_windows_are_every_window_the_service_scores() -> None:
     assert short[0].shape == (8000,)
 
 
-def _tone(path: Path, peak: float) -> None:
-    t = np.arange(16000) / 16000.0
+def _tone(path: Path, peak: float, seconds: float = 1.0) -> None:
+    t = np.arange(int(16000 * seconds)) / 16000.0
     sf.write(path, (peak * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
 
 
@@ -152,11 +152,43 @@ def test_run_evaluate_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFi
         )
         == 2
     )
-    (tmp_path / "one.csv").write_text("path,label\na.wav,bonafide\n")
+    (tmp_path / "one.csv").write_text("path,label\na.wav,spoof\n")
     assert (
         run_evaluate(
             tmp_path / "one.csv", model, json_out=None, plot_out=None, split=None, channel=None
         )
         == 2
     )
-    assert "need both" in capsys.readouterr().err
+    assert "need human files" in capsys.readouterr().err
+
+
+def test_line_threshold_lets_at_most_the_given_share_of_files_alert() -> None:
+    peaks = np.arange(200) / 200.0  # 0.000 .. 0.995
+    threshold = line_threshold(peaks, 0.01)
+    assert threshold == pytest.approx(0.9851)  # just above 0.985, the third highest
+    assert int((peaks >= threshold).sum()) == 2  # 1% of 200
+    assert line_threshold(peaks[:50], 0.01) == pytest.approx(0.2451)  # 50 files: none
+    assert line_threshold(np.r_[np.full(5, -np.inf), 0.4], 0.01) == pytest.approx(0.4001)
+    assert line_threshold(np.ones(10), 0.01) is None  # nothing up to 1 keeps them quiet
+
+
+def test_run_evaluate_on_human_calls_alone_gives_the_line_threshold(tmp_path: Path) -> None:
+    # peak model: score = sigmoid(20 * (max|x| - 0.3)); the manifest's synthetic threshold
+    # is 0.8, so the 0.45 call (score ~0.95) alerts there; 3 s files: 5 windows at hop 0.5 s
+    model = write_test_model(tmp_path / "m", kind="peak", gain=20.0, ref_rms=0.3, window_s=1.0)
+    (tmp_path / "line" / "bonafide").mkdir(parents=True)
+    for k, peak in enumerate([0.1, 0.2, 0.45]):
+        _tone(tmp_path / "line" / "bonafide" / f"{k}.wav", peak, seconds=3.0)
+    _tone(tmp_path / "line" / "bonafide" / "short.wav", 0.9, seconds=1.0)  # one window: never
+    out = tmp_path / "r.json"
+    assert run_evaluate(tmp_path / "line", model, json_out=out, channel="wideband") == 0
+    report = json.loads(out.read_text())
+    assert report["channels"] == {}  # no window EER without synthetic files
+    calls = report["calls"]["wideband"]
+    assert calls["files"] == {"human": 4, "synthetic": 0}
+    assert calls["alerted"]["human"] == pytest.approx(0.25)
+    loudest = 1 / (1 + np.exp(-20 * (0.45 - 0.3)))
+    assert loudest < calls["line_threshold"] <= loudest + 1e-4  # 4 files: none may alert
+    assert calls["alerted_at_line_threshold"]["human"] == 0.0
+    # a DET plot needs synthetic files: refused before any scoring
+    assert run_evaluate(tmp_path / "line", model, plot_out=tmp_path / "d.png") == 2
