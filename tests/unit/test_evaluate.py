@@ -8,6 +8,7 @@ import soundfile as sf
 from inference.eer import det_curve, eer, rates_at, threshold_at_fpr
 from inference.evaldata import hop_windows, load_items, trim_silence, windows_of
 from inference.evaluate import line_threshold, run_evaluate
+from streamer.__main__ import main
 from tests.fakes.models import write_test_model
 
 pytestmark = pytest.mark.unit
@@ -192,3 +193,18 @@ def test_run_evaluate_on_human_calls_alone_gives_the_line_threshold(tmp_path: Pa
     assert calls["alerted_at_line_threshold"]["human"] == 0.0
     # a DET plot needs synthetic files: refused before any scoring
     assert run_evaluate(tmp_path / "line", model, plot_out=tmp_path / "d.png") == 2
+
+
+def test_evaluate_command_uses_the_configured_verdict_policy(tmp_path: Path) -> None:
+    model = write_test_model(tmp_path / "m", kind="peak", gain=20.0, ref_rms=0.3, window_s=1.0)
+    (tmp_path / "line" / "bonafide").mkdir(parents=True)
+    _tone(tmp_path / "line" / "bonafide" / "loud.wav", 0.45, seconds=3.0)  # 5 windows
+    out = tmp_path / "r.json"
+    for min_windows, alerted in ((2, 1.0), (6, 0.0)):  # 6 > 5 windows: never a verdict
+        config = tmp_path / f"c{min_windows}.toml"
+        config.write_text(f"[verdict]\nmin_windows = {min_windows}\n")
+        argv = ["evaluate", str(tmp_path / "line"), "--model", str(model), "--config", str(config)]
+        assert main([*argv, "--channel", "wideband", "--json", str(out)]) == 0
+        calls = json.loads(out.read_text())["calls"]["wideband"]
+        assert calls["policy"]["min_windows"] == min_windows
+        assert calls["alerted"]["human"] == alerted
