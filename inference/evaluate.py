@@ -319,7 +319,9 @@ def run_evaluate(
             raise ValueError(f"channel {channel!r} is not one of {list(CHANNELS)}")
         items = load_items(manifest_or_dir, split)
         if not any(i.label == 0 for i in items):
-            raise ValueError(f"{manifest_or_dir}: no human files (need human files)")
+            raise ValueError(
+                f"{manifest_or_dir}: no human (bonafide) files, which every figure needs"
+            )
         if plot_out is not None and all(i.label == 0 for i in items):
             raise ValueError("a DET plot needs both human and synthetic files")
         model = OnnxModel.load(model_path)

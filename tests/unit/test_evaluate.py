@@ -160,7 +160,7 @@ def test_run_evaluate_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFi
         )
         == 2
     )
-    assert "need human files" in capsys.readouterr().err
+    assert "no human (bonafide) files" in capsys.readouterr().err
 
 
 def test_line_threshold_lets_at_most_the_given_share_of_files_alert() -> None:
