@@ -75,25 +75,38 @@ def load_items(manifest_or_dir: Path, split: str | None = None) -> list[Item]:
 
 
 def decode(path: Path) -> Audio:
-    """Any soundfile- or FFmpeg-readable file as mono float32 at 16 kHz."""
+    """Any soundfile- or FFmpeg-readable file as mono float32 at 16 kHz.
+
+    Raises:
+        OSError: The file cannot be read.
+        ValueError: It holds no decodable audio (the message names the file).
+    """
     try:
         x, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        return resample(x.mean(axis=1), int(rate), SAMPLE_RATE_HZ)
+        audio = resample(x.mean(axis=1), int(rate), SAMPLE_RATE_HZ)
     except sf.LibsndfileError:
-        return _decode_av(path)
+        audio = _decode_av(path)
+    if not len(audio):
+        raise ValueError(f"{path}: no audio samples")
+    return audio
 
 
 def _decode_av(path: Path) -> Audio:
     import av
 
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
-        chunks = [
-            out.to_ndarray().reshape(-1)
-            for frame in container.decode(stream)
-            for out in resampler.resample(frame)
-        ]
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
+            chunks = [
+                out.to_ndarray().reshape(-1)
+                for frame in container.decode(stream)
+                for out in resampler.resample(frame)
+            ]
+    except IndexError:
+        raise ValueError(f"{path}: no audio stream") from None
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"{path}: not a readable audio file ({exc.strerror})") from None
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
 
 

@@ -32,7 +32,15 @@ from alerts.config import VerdictConfig
 from alerts.policy import Thresholds, peak_aggregate, resolve_thresholds
 from inference.channels import CHANNELS, Channel, apply_channel
 from inference.eer import det_curve, eer, rates_at, threshold_at_fpr
-from inference.evaldata import Item, decode, hop_windows, load_items, trim_silence, windows_of
+from inference.evaldata import (
+    Audio,
+    Item,
+    decode,
+    hop_windows,
+    load_items,
+    trim_silence,
+    windows_of,
+)
 from inference.model import OnnxModel
 
 logger = logging.getLogger(__name__)
@@ -227,6 +235,8 @@ def print_calls(channel: str, calls: dict[str, Any], out: Any = sys.stdout) -> N
     if line is None:
         print(f"  no threshold up to 1 keeps all but {rate:.0%} of the human files quiet", file=out)
         return
+    if files["human"] * rate < 1:
+        print(f"  (fewer than {1 / rate:.0f} human files: no file of these may alert)", file=out)
     caught = f", synthetic {at_line['synthetic']:.2%}" if files["synthetic"] else ""
     print(
         f"  at most {rate:.0%} of the human files alert from {line:.4f} (human "
@@ -267,22 +277,36 @@ def plot_det(results: dict[str, Scored], items: Sequence[Item], path: Path) -> N
     plt.close(fig)
 
 
+def read_audio(items: Sequence[Item]) -> tuple[list[Item], list[Audio], dict[str, str]]:
+    """Decoded, trimmed audio of each item that decodes; the others by path, with the reason."""
+    kept: list[Item] = []
+    audio: list[Audio] = []
+    skipped: dict[str, str] = {}
+    for item in items:
+        try:
+            audio.append(trim_silence(decode(item.path)))
+        except (OSError, ValueError) as exc:
+            skipped[str(item.path)] = str(exc)
+            continue
+        kept.append(item)
+    return kept, audio, skipped
+
+
 def evaluate(
     items: Sequence[Item],
+    audio: list[Audio],
     model: OnnxModel,
     channels: Sequence[Channel],
     policy: tuple[VerdictConfig, Thresholds] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Scored]]:
-    """Decode, trim and score every item on every channel; the report and raw scores.
+    """Score every item's (trimmed) audio on every channel; the report and raw scores.
 
     Window error rates need both classes. With `policy` (the service's verdict settings and
     thresholds) the report also says which files the service would alert on (`calls`, see
     `call_report`); human files alone suffice for that.
     """
-    audio = [trim_silence(decode(item.path)) for item in items]
-    both = len({i.label for i in items}) == 2
     scored: dict[str, Scored] = {}
-    if both:
+    if len({i.label for i in items}) == 2:
         scored = {c: score_items(model, audio, c) for c in channels}
     report: dict[str, Any] = {
         "model": {"name": model.manifest.name, "version": model.manifest.version},
@@ -313,29 +337,36 @@ def run_evaluate(
     channel: str | None = None,
     verdict: VerdictConfig | None = None,
 ) -> int:
-    """The `clonewatch evaluate` command; returns the exit status (0 ok, 2 bad input)."""
+    """The `clonewatch evaluate` command; returns the exit status.
+
+    0 ok; 1 the report was made without the files that could not be decoded (each named
+    on stderr and in the JSON's `skipped`); 2 bad input, no report.
+    """
     try:
         if channel is not None and channel not in CHANNELS:
             raise ValueError(f"channel {channel!r} is not one of {list(CHANNELS)}")
-        items = load_items(manifest_or_dir, split)
+        model = OnnxModel.load(model_path)
+        verdict = verdict or VerdictConfig()
+        m = model.manifest
+        thresholds = resolve_thresholds(verdict, m.thresholds, m.threshold, "")
+        items, audio, skipped = read_audio(load_items(manifest_or_dir, split))
+        for reason in skipped.values():
+            print(f"clonewatch evaluate: skipped {reason}", file=sys.stderr)
         if not any(i.label == 0 for i in items):
             raise ValueError(
                 f"{manifest_or_dir}: no human (bonafide) files, which every figure needs"
             )
         if plot_out is not None and all(i.label == 0 for i in items):
             raise ValueError("a DET plot needs both human and synthetic files")
-        model = OnnxModel.load(model_path)
-        verdict = verdict or VerdictConfig()
-        m = model.manifest
-        thresholds = resolve_thresholds(verdict, m.thresholds, m.threshold, "")
     except (OSError, ValueError) as exc:
         print(f"clonewatch evaluate: {exc}", file=sys.stderr)
         return 2
     channels: tuple[Channel, ...] = (channel,) if channel else DEFAULT_CHANNELS
-    report, scored = evaluate(items, model, channels, (verdict, thresholds))
+    report, scored = evaluate(items, audio, model, channels, (verdict, thresholds))
+    report["skipped"] = skipped
     print_report(report)
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if plot_out is not None:
         plot_det(scored, items, plot_out)
-    return 0
+    return 1 if skipped else 0

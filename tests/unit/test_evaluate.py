@@ -166,6 +166,7 @@ def test_run_evaluate_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFi
 def test_line_threshold_lets_at_most_the_given_share_of_files_alert() -> None:
     peaks = np.arange(200) / 200.0  # 0.000 .. 0.995
     threshold = line_threshold(peaks, 0.01)
+    assert threshold is not None
     assert threshold == pytest.approx(0.9851)  # just above 0.985, the third highest
     assert int((peaks >= threshold).sum()) == 2  # 1% of 200
     assert line_threshold(peaks[:50], 0.01) == pytest.approx(0.2451)  # 50 files: none
@@ -208,3 +209,24 @@ def test_evaluate_command_uses_the_configured_verdict_policy(tmp_path: Path) -> 
         calls = json.loads(out.read_text())["calls"]["wideband"]
         assert calls["policy"]["min_windows"] == min_windows
         assert calls["alerted"]["human"] == alerted
+
+
+def test_files_that_do_not_decode_are_skipped_and_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = write_test_model(tmp_path / "m", kind="peak", gain=20.0, ref_rms=0.3, window_s=1.0)
+    for label, peaks in (("bonafide", [0.1, 0.2]), ("spoof", [0.5, 0.6])):
+        (tmp_path / "set" / label).mkdir(parents=True)
+        for k, peak in enumerate(peaks):
+            _tone(tmp_path / "set" / label / f"{k}.wav", peak, seconds=2.0)
+    broken = tmp_path / "set" / "bonafide" / "broken.wav"
+    broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
+    (tmp_path / "set" / "spoof" / "empty.flac").write_bytes(b"")
+    out = tmp_path / "r.json"
+    assert run_evaluate(tmp_path / "set", model, json_out=out, channel="wideband") == 1
+    report = json.loads(out.read_text())
+    assert sorted(Path(p).name for p in report["skipped"]) == ["broken.wav", "empty.flac"]
+    assert report["files"] == {"human": 2, "synthetic": 2}  # the others, all scored
+    assert report["channels"]["wideband"]["eer"] == 0.0
+    err = capsys.readouterr().err
+    assert "skipped" in err and "broken.wav" in err and "empty.flac" in err
