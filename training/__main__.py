@@ -32,6 +32,7 @@ from training.data import (
     Clip,
     all_clips,
     cached_audio,
+    find_corpus,
     read_manifest,
     tts_clips,
 )
@@ -130,19 +131,24 @@ def checks(
         out[f"time_to_alert_{channel}"] = time_to_alert(
             str(ONNX_PATH), clips, pcm, dev, manifest, channel
         )
-    humans = [pcm[i] for i in dev if clips[i].label == 0]
-    out["unseen_generators"] = unseen_check(humans, manifest, seen)
+    humans = [i for i in dev if clips[i].label == 0]
+    out["unseen_generators"] = unseen_check(
+        [clips[i] for i in humans], [pcm[i] for i in humans], manifest, seen
+    )
     logging.getLogger(__name__).info("checks %s", out)
     return out
 
 
 def unseen_check(
-    humans: list[np.ndarray], manifest: dict[str, Any], seen: set[str]
+    humans: list[Clip], humans_pcm: list[np.ndarray], manifest: dict[str, Any], seen: set[str]
 ) -> dict[str, Any] | None:
-    """The TTS engines of data/generated (`make data`) against held-out human clips.
+    """Speech of data/generated (`make data`) that the weights never saw, against `humans`.
 
-    All but the `seen` sources (those the weights were trained on), so generators the
-    model never met; None when `make data` has not run.
+    The TTS engines, and the copy-synthesis of those very human clips (`copy-VOCODER`):
+    same speaker, words and recording, only the vocoder differs, so a model that tells the
+    copies from the originals has learnt vocoder traces rather than voices or recordings.
+    All but the `seen` sources (those the weights were trained on); None when `make data`
+    has not run.
     """
     from training.report import unseen_generators
     from training.ship import ONNX_PATH
@@ -151,11 +157,31 @@ def unseen_check(
     if not generated.is_file():
         logging.getLogger(__name__).info("no %s: unseen-generator check skipped", generated)
         return None
-    tts = [c for c in read_manifest(generated) if c.source not in seen | {COPYSYNTH_SOURCE}]
+    corpus = find_corpus()
+    originals = {c.path.relative_to(corpus).as_posix() for c in humans}
+    unseen = unseen_clips(read_manifest(generated), originals, seen)
     spoofs: dict[str, list[np.ndarray]] = {}
-    for clip, audio in zip(tts, cached_audio(tts), strict=True):
-        spoofs.setdefault(clip.source, []).append(audio)
-    return unseen_generators(str(ONNX_PATH), manifest, humans, spoofs)
+    for (name, _), audio in zip(unseen, cached_audio([c for _, c in unseen]), strict=True):
+        spoofs.setdefault(name, []).append(audio)
+    return unseen_generators(str(ONNX_PATH), manifest, humans_pcm, spoofs)
+
+
+def unseen_clips(
+    generated: list[Clip], originals: set[str], seen: set[str]
+) -> list[tuple[str, Clip]]:
+    """Generated clips of sources not `seen`, named by engine or `copy-VOCODER`.
+
+    Copies count only when their original (its corpus path) is one of `originals`.
+    """
+    out = []
+    for c in generated:
+        if c.source in seen or not c.path.is_file():
+            continue
+        if c.source != COPYSYNTH_SOURCE:
+            out.append((c.source, c))
+        elif c.origin in originals:
+            out.append((f"copy-{c.system}", c))
+    return out
 
 
 def export(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) -> None:

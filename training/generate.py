@@ -1,7 +1,7 @@
 """Generate extra spoof training data: offline TTS voices and copy-synthesised real clips.
 
 Run as ``python -m training.generate [--out data/generated] [--seed 0] [--max-clips N]
-[--only NAME...]``.
+[--only NAME...] [--split SPLIT]``.
 
 Writes 16 kHz mono 16-bit FLAC clips under ``OUT/spoof/<source>/<system>/`` and appends one
 row per finished clip to ``OUT/manifest.csv`` (the corpus manifest's columns, `path` relative
@@ -181,6 +181,19 @@ def run_job(job: Job, out_dir: Path, corpus_dir: Path, seed: int) -> dict[str, s
     return {"path": job.path, "label": "spoof", "duration_s": f"{duration_s:.3f}", **fields}
 
 
+def pending_jobs(
+    jobs: list[Job], done: set[str], only: list[str] | None, split: str | None
+) -> list[Job]:
+    """The jobs not `done` yet, of the `only` engines or vocoders, copying `split` clips."""
+    return [
+        job
+        for job in jobs
+        if job.path not in done
+        and (not only or job.name in only)
+        and (not split or dict(job.corpus_row).get("split", split) == split)
+    ]
+
+
 def _done_paths(manifest: Path) -> set[str]:
     if not manifest.exists():
         return set()
@@ -198,6 +211,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only", nargs="+", metavar="NAME", help="make only these TTS engines or vocoders"
     )
+    parser.add_argument(
+        "--split",
+        help="copy-synthesis only of the corpus clips of this split (the export's check of "
+        "copies against their originals uses the dev split's)",
+    )
     return parser.parse_args(argv)
 
 
@@ -209,8 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = args.out / "manifest.csv"
     done = _done_paths(manifest)
-    pending = [job for job in plan_jobs(args.corpus, args.seed) if job.path not in done]
-    pending = [job for job in pending if job.name in args.only] if args.only else pending
+    pending = pending_jobs(plan_jobs(args.corpus, args.seed), done, args.only, args.split)
     pending = pending[: args.max_clips] if args.max_clips is not None else pending
     logger.info("%d clips done, %d to make", len(done), len(pending))
     work = partial(run_job, out_dir=args.out, corpus_dir=args.corpus, seed=args.seed)

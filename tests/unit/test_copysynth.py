@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from training.copysynth import VOCODERS, mel_filterbank
-from training.generate import MANIFEST_COLUMNS, PRIORITY_VOCODERS, job_rng, plan_jobs
+from training.generate import (
+    MANIFEST_COLUMNS,
+    PRIORITY_VOCODERS,
+    job_rng,
+    pending_jobs,
+    plan_jobs,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -87,3 +93,22 @@ def test_tts_level_fills_digital_silence_and_stays_in_range() -> None:
     level_db = 20 * np.log10(np.sqrt(np.mean(out.astype(np.float64) ** 2)))
     assert TTS_RMS_DBFS[0] - 0.5 <= level_db <= TTS_RMS_DBFS[1] + 0.5
     assert np.max(np.abs(out)) <= 0.99 + 1e-6
+
+
+def test_pending_jobs_filter_by_vocoder_split_and_what_is_done(tmp_path: Path) -> None:
+    with (tmp_path / "manifest.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
+        writer.writeheader()
+        for i, split in enumerate(["train", "dev", "dev"]):
+            row = dict.fromkeys(MANIFEST_COLUMNS, "x")
+            writer.writerow(
+                row | {"path": f"bonafide/s/c{i}.flac", "label": "bonafide", "split": split}
+            )
+    jobs = plan_jobs(tmp_path, seed=0)
+    done = {"spoof/copysynth/world/s__c1.flac"}
+    pending = pending_jobs(jobs, done, ["world", "piper"], "dev")
+    assert sorted(j.path for j in pending if j.kind == "copysynth") == [
+        "spoof/copysynth/world/s__c2.flac"
+    ]
+    assert {j.name for j in pending if j.kind == "tts"} == {"piper"}  # TTS has no split
+    assert len(pending_jobs(jobs, set(), None, None)) == len(jobs)

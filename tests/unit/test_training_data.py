@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.__main__ import _parser, main
+from training.__main__ import _parser, main, unseen_clips
 from training.data import Clip, tts_clips
 from training.dataset import Variants
 from training.experiments import leave_family_out, rows_for
@@ -116,3 +116,26 @@ def test_rows_for_keeps_the_marked_clips_and_the_chosen_chains() -> None:
     assert args.chains == ["wideband", "mp3"]
     with pytest.raises(SystemExit):
         _parser().parse_args(["dev", "--chains", "widebnd"])
+
+
+def test_unseen_clips_keep_unseen_engines_and_copies_of_the_given_originals(
+    tmp_path: Path,
+) -> None:
+    def clip(name: str, source: str, system: str, origin: str = "") -> Clip:
+        (tmp_path / name).write_bytes(b"")
+        return Clip(tmp_path / name, 1, source, system, "s", "dev", origin)
+
+    generated = [
+        clip("k.flac", "kokoro", "kokoro-v"),
+        clip("p.flac", "piper", "piper-v"),  # trained on: left out
+        clip("w1.flac", "copysynth", "world", "bonafide/a/1.flac"),
+        clip("w2.flac", "copysynth", "world", "bonafide/a/2.flac"),  # not a held-out original
+        clip("h1.flac", "copysynth", "hifigan", "bonafide/a/1.flac"),
+    ]
+    generated.append(Clip(tmp_path / "gone.flac", 1, "kokoro", "kokoro-v", "s", "dev"))
+    found = unseen_clips(generated, {"bonafide/a/1.flac"}, seen={"piper"})
+    assert [(name, c.path.name) for name, c in found] == [
+        ("kokoro", "k.flac"),
+        ("copy-world", "w1.flac"),
+        ("copy-hifigan", "h1.flac"),
+    ]
