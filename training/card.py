@@ -112,12 +112,14 @@ def write_card(manifest: dict[str, Any]) -> None:
     ]
     if m.get("unseen_generators"):
         out += [
-            "### Generators outside the training data (`make data` TTS engines)",
+            "### Generators outside the training data (`make data`)",
             "",
             "The recipe trains on `data/generated` only when told to (`--generated`). Its TTS "
             "clips through each channel, against the held-out speakers' human clips: window "
             "EER, and the share of files that raise an alert through the verdict policy at "
-            "the shipped thresholds.",
+            "the shipped thresholds. `copy-VOCODER` rows are copy-synthesis of those very "
+            "human clips (same speaker, words and recording; only the vocoder differs): "
+            "near 50% means the model does not hear that vocoder's traces.",
             "",
             *unseen_table(m["unseen_generators"]),
             "",
