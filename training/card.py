@@ -58,7 +58,7 @@ def unseen_table(unseen: dict[str, Any]) -> list[str]:
         "| generator | files | telephone EER | files alerted | wideband EER | files alerted |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, v in unseen.items():
+    for name, v in sorted(unseen.items(), key=lambda kv: (kv[0].startswith("copy-"), kv[0])):
         cells = [
             f"{_pct(v[ch]['window_eer'])} | {_pct(v[ch]['files_alerted'])}"
             for ch in ("telephone", "wideband")
