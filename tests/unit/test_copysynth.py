@@ -64,13 +64,18 @@ def test_mel_filterbank_covers_the_band() -> None:
     assert (bank.sum(axis=0)[2:-2] > 0).all()
 
 
-def test_job_plan_is_deterministic_and_keeps_real_speakers(tmp_path: Path) -> None:
-    with (tmp_path / "manifest.csv").open("w", newline="") as f:
+def _write_corpus_manifest(folder: Path, rows: list[tuple[str, str]]) -> None:
+    """A corpus manifest.csv with one row per (label, split); other columns "x"."""
+    with (folder / "manifest.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
         writer.writeheader()
-        for i, label in enumerate(["bonafide", "spoof", "bonafide"]):
+        for i, (label, split) in enumerate(rows):
             row = dict.fromkeys(MANIFEST_COLUMNS, "x")
-            writer.writerow(row | {"path": f"{label}/s/c{i}.flac", "label": label})
+            writer.writerow(row | {"path": f"{label}/s/c{i}.flac", "label": label, "split": split})
+
+
+def test_job_plan_is_deterministic_and_keeps_real_speakers(tmp_path: Path) -> None:
+    _write_corpus_manifest(tmp_path, [("bonafide", "x"), ("spoof", "x"), ("bonafide", "x")])
     first, again = plan_jobs(tmp_path, seed=3), plan_jobs(tmp_path, seed=3)
     assert [j.key for j in first] == [j.key for j in again]
     assert [j.key for j in plan_jobs(tmp_path, seed=4)] != [j.key for j in first]
@@ -96,14 +101,7 @@ def test_tts_level_fills_digital_silence_and_stays_in_range() -> None:
 
 
 def test_pending_jobs_filter_by_vocoder_split_and_what_is_done(tmp_path: Path) -> None:
-    with (tmp_path / "manifest.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        for i, split in enumerate(["train", "dev", "dev"]):
-            row = dict.fromkeys(MANIFEST_COLUMNS, "x")
-            writer.writerow(
-                row | {"path": f"bonafide/s/c{i}.flac", "label": "bonafide", "split": split}
-            )
+    _write_corpus_manifest(tmp_path, [("bonafide", s) for s in ("train", "dev", "dev")])
     jobs = plan_jobs(tmp_path, seed=0)
     done = {"spoof/copysynth/world/s__c1.flac"}
     pending = pending_jobs(jobs, done, ["world", "piper"], "dev")
