@@ -78,8 +78,7 @@ def decode(path: Path) -> Audio:
     """Any soundfile- or FFmpeg-readable file as mono float32 at 16 kHz.
 
     Raises:
-        OSError: The file cannot be read.
-        ValueError: It holds no decodable audio (the message names the file).
+        ValueError: The file is missing, unreadable or holds no audio (the message names it).
     """
     try:
         x, rate = sf.read(str(path), dtype="float32", always_2d=True)
