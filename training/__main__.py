@@ -102,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="leave out the head on the pretrained speaker encoder (the pair shipped before)",
     )
+    p.add_argument(
+        "--cnn-head",
+        action="store_true",
+        help="add a small CNN over the spectrogram to both sides of the gated pair",
+    )
+    p.add_argument("--cnn-steps", type=int, default=TrainConfig.cnn_steps)
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="training seed")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--name", default="run")
@@ -209,6 +215,8 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
         chains=tuple(args.chains),
         wideband_head=not args.single_head,
         speaker_head=args.speaker_head,
+        cnn_head=args.cnn_head,
+        cnn_steps=args.cnn_steps,
         seed=args.seed,
     )
     recipe = {**asdict(cfg), "tts": args.tts, "tts_clips": args.tts_clips}
@@ -226,6 +234,7 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
         if isinstance(model, GatedDetector):
             saved["gate_db"] = model.gate_db
             saved["speaker_head"] = model.speaker is not None
+            saved["cnn_head"] = model.cnn is not None
         torch.save({"state": model.state_dict(), **saved}, weights)
         for key, results in both.items():
             save_results(f"{args.name}-{key}", recipe, results)
@@ -254,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.single_head and args.speaker_head:
         parser.error("--single-head needs --no-speaker-head: the speaker head joins the pair")
+    if args.single_head and args.cnn_head:
+        parser.error("--cnn-head joins the gated pair: it cannot go with --single-head")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
     if args.generated and args.tts:

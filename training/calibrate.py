@@ -49,8 +49,8 @@ def fit_calibration(
     ]
     sides = torch.cat([p[0] for p in parts]).double().numpy()
     wide = torch.cat([p[1] for p in parts]).numpy()
-    # Without a speaker head its column is all zeros, and its weight stays exactly 0.
-    narrow = fit_logistic(sides[~wide][:, :2], labels[~wide])
-    wideband = fit_logistic(sides[wide][:, [2]], labels[wide])
+    # A missing head's column is all zeros, and its weight stays exactly 0.
+    narrow = fit_logistic(sides[~wide][:, :3], labels[~wide])
+    wideband = fit_logistic(sides[wide][:, [3, 2]], labels[wide])
     model.calibration = torch.tensor(np.concatenate([narrow, wideband]), dtype=torch.float32)
     return model.calibration

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from inference.channels import Channel
 from training.augment import WIDEBAND_CHAINS
 from training.data import Clip
 from training.dataset import Variants
-from training.model import GatedDetector
+from training.model import GatedDetector, SpectrogramCnn
 from training.speaker import SpeakerDetector, SpeakerEncoder
 from training.train import FeatureBank, TrainConfig, train
 from training.validate import build_eval, score, summarise
@@ -45,10 +46,13 @@ def train_model(
 
     A Detector, or with `cfg.wideband_head` a GatedDetector whose second head sees the
     wideband chains only; `cfg.speaker_head` adds a head on the pretrained speaker encoder,
-    trained on the same rows as the first, from `speaker_bank` (built here when None).
+    trained on the same rows as the first, from `speaker_bank` (built here when None), and
+    `cfg.cnn_head` a SpectrogramCnn trained on those rows too.
     """
-    if cfg.speaker_head and not cfg.wideband_head:
-        raise ValueError("the speaker head joins the gated pair: it needs the wideband head")
+    if (cfg.speaker_head or cfg.cnn_head) and not cfg.wideband_head:
+        raise ValueError(
+            "the speaker and CNN heads join the gated pair, which needs the wideband head"
+        )
     rows = rows_for(data, keep, cfg.chains)
     model = train(clips, data, rows, cfg)
     if not cfg.wideband_head:
@@ -59,7 +63,11 @@ def train_model(
         encoder = SpeakerEncoder.pretrained()
         bank = speaker_bank or FeatureBank.build(data, encoder, seed=cfg.seed)
         speaker = train(clips, data, rows, cfg, lambda w: SpeakerDetector(encoder, w), bank)
-    return GatedDetector(model, wideband, speaker=speaker).eval()
+    cnn = None
+    if cfg.cnn_head:
+        cnn_cfg = replace(cfg, steps=cfg.cnn_steps)
+        cnn = train(clips, data, rows, cnn_cfg, lambda _: SpectrogramCnn())
+    return GatedDetector(model, wideband, speaker=speaker, cnn=cnn).eval()
 
 
 def evaluate_model(

@@ -18,7 +18,7 @@ from training.calibrate import fit_calibration
 from training.data import Clip
 from training.experiments import EVAL_CHANNELS, RESULTS_DIR
 from training.export import export_onnx, parity, write_manifest
-from training.model import NO_CALIBRATION, Detector, GatedDetector
+from training.model import NO_CALIBRATION, Detector, GatedDetector, SpectrogramCnn
 from training.speaker import SpeakerDetector, SpeakerEncoder
 from training.validate import build_eval, score
 
@@ -39,7 +39,8 @@ def load_weights(path: Path) -> Any:
         speaker = None
         if saved.get("speaker_head"):  # the encoder's weights are in the saved state
             speaker = SpeakerDetector(SpeakerEncoder(), int(saved["width"]))
-        model = GatedDetector(detector(), detector(), float(saved["gate_db"]), speaker)
+        cnn = SpectrogramCnn() if saved.get("cnn_head") else None
+        model = GatedDetector(detector(), detector(), float(saved["gate_db"]), speaker, cnn)
         # Weights saved before the sides were calibrated: each side's raw logits.
         saved["state"].setdefault("calibration", torch.tensor(NO_CALIBRATION))
     model.load_state_dict(saved["state"])

@@ -39,11 +39,12 @@ def test_logistic_fit_needs_both_classes() -> None:
 class _KnownSides(GatedDetector):
     """A GatedDetector whose raw side logits are read from the input: [statistics, wideband,
     gate] in the first three samples. The narrow side is 10 times too confident, the
-    wideband side half as confident and shifted by 3."""
+    wideband side half as confident and shifted by 3. No speaker or CNN head."""
 
     def side_logits(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         zeros = torch.zeros_like(waveform[:, 0])
-        return torch.stack([waveform[:, 0], zeros, waveform[:, 1]], dim=1), waveform[:, 2] > 0
+        sides = torch.stack([waveform[:, 0], zeros, zeros, waveform[:, 1]], dim=1)
+        return sides, waveform[:, 2] > 0
 
 
 def test_both_sides_are_mapped_to_the_same_log_odds() -> None:
@@ -52,8 +53,10 @@ def test_both_sides_are_mapped_to_the_same_log_odds() -> None:
     audio = np.stack([10 * z, 0.5 * z + 3, wide], axis=1).astype(np.float32)
     model = _KnownSides(Detector(width=4), Detector(width=4))
     calibration = fit_calibration(model, audio, labels).numpy()
-    np.testing.assert_allclose(calibration[[0, 3, 4]], [0.1, 2.0, -6.0], rtol=0.1, atol=0.3)
-    assert calibration[1] == 0.0  # no speaker head: its weight stays 0
+    np.testing.assert_allclose(calibration[[0, 3, 4, 6]], [0.1, 0.0, 2.0, -6.0], atol=0.3)
+    assert calibration[0] == pytest.approx(0.1, rel=0.1)
+    # no speaker or CNN head: their weights stay 0
+    assert calibration[1] == 0.0 and calibration[2] == 0.0 and calibration[5] == 0.0
     with torch.no_grad():
         calibrated = model(torch.from_numpy(audio[:200])).numpy()
     np.testing.assert_allclose(calibrated, z[:200], atol=0.6)
@@ -62,7 +65,7 @@ def test_both_sides_are_mapped_to_the_same_log_odds() -> None:
 def test_saved_calibration_loads_and_exports(tmp_path: Path) -> None:
     torch.manual_seed(3)
     gated = GatedDetector(Detector(width=8), Detector(width=8)).eval()
-    gated.calibration = torch.tensor([0.5, 0.0, -1.0, 2.0, 1.0])
+    gated.calibration = torch.tensor([0.5, 0.0, 0.0, -1.0, 2.0, 0.0, 1.0])
     saved = {"width": 8, "log_eps": LOG_EPS, "gate_db": gated.gate_db}
     torch.save({"state": gated.state_dict(), **saved}, tmp_path / "cal.pt")
     loaded = load_weights(tmp_path / "cal.pt")

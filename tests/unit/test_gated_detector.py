@@ -11,7 +11,7 @@ import torch
 
 from inference.channels import apply_channel
 from training.export import export_onnx, parity
-from training.model import LOG_EPS, Detector, GatedDetector, high_band_share_db
+from training.model import LOG_EPS, Detector, GatedDetector, SpectrogramCnn, high_band_share_db
 from training.ship import load_weights
 
 pytestmark = pytest.mark.unit
@@ -83,3 +83,31 @@ def test_gated_export_parity_on_both_sides_of_the_gate(tmp_path: Path) -> None:
     with torch.no_grad():
         heads = [head(torch.from_numpy(audio)).numpy() for head in gated.children()]
     assert np.abs(heads[0] - heads[1]).min() > 1e-3  # the heads differ, so routing is checked
+
+
+def test_the_cnn_head_joins_both_sides_with_its_own_weights() -> None:
+    gated = GatedDetector(
+        _constant_head(-5.0), _constant_head(5.0), cnn=constant_logit(SpectrogramCnn(), 2.0)
+    ).eval()
+    # narrow: 1 * -5 + 3 * 2 - 1; wideband: 2 * 5 + 0.5 * 2 + 1
+    gated.calibration = torch.tensor([1.0, 0.0, 3.0, -1.0, 2.0, 0.5, 1.0])
+    with torch.no_grad():
+        logits = gated(torch.from_numpy(_white_and_telephone())).numpy()
+    np.testing.assert_allclose(logits, [12.0, 12.0, 0.0, 0.0], rtol=1e-6)
+
+
+def test_saved_model_with_a_cnn_head_loads_and_exports(tmp_path: Path) -> None:
+    torch.manual_seed(4)
+    gated = GatedDetector(Detector(width=8), Detector(width=8), cnn=SpectrogramCnn()).eval()
+    saved = {"width": 8, "log_eps": LOG_EPS, "gate_db": gated.gate_db, "cnn_head": True}
+    torch.save({"state": gated.state_dict(), **saved}, tmp_path / "cnn.pt")
+    loaded = load_weights(tmp_path / "cnn.pt")
+    assert isinstance(loaded.cnn, SpectrogramCnn)
+    audio = _white_and_telephone(2)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(torch.from_numpy(audio)), gated(torch.from_numpy(audio)))
+        cnn_alone = gated.cnn(torch.from_numpy(audio)) if gated.cnn else None
+        # inside the pair the CNN reads the shared spectrogram: the same logit as alone
+        torch.testing.assert_close(gated.side_logits(torch.from_numpy(audio))[0][:, 2], cnn_alone)
+    export_onnx(loaded, tmp_path / "cnn.onnx", 16000)
+    assert parity(loaded, tmp_path / "cnn.onnx", audio) < 1e-4

@@ -66,7 +66,7 @@ def test_the_training_command_refuses_an_unknown_family() -> None:
     assert _parser().parse_args(["loso", "--families", "vocoder"]).families == ["vocoder"]
 
 
-def test_a_single_head_run_must_leave_the_speaker_head_out(
+def test_a_single_head_run_must_leave_the_speaker_and_cnn_heads_out(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit):
@@ -75,6 +75,9 @@ def test_a_single_head_run_must_leave_the_speaker_head_out(
     args = _parser().parse_args(["dev", "--single-head", "--no-speaker-head"])
     assert args.single_head and not args.speaker_head
     assert _parser().parse_args(["dev"]).speaker_head  # the shipped recipe has it
+    with pytest.raises(SystemExit):
+        main(["dev", "--single-head", "--no-speaker-head", "--cnn-head"])
+    assert "--cnn-head" in capsys.readouterr().err
 
 
 def test_tts_and_generated_together_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
