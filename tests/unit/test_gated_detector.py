@@ -102,12 +102,12 @@ def test_saved_model_with_a_cnn_head_loads_and_exports(tmp_path: Path) -> None:
     saved = {"width": 8, "log_eps": LOG_EPS, "gate_db": gated.gate_db, "cnn_head": True}
     torch.save({"state": gated.state_dict(), **saved}, tmp_path / "cnn.pt")
     loaded = load_weights(tmp_path / "cnn.pt")
-    assert isinstance(loaded.cnn, SpectrogramCnn)
-    audio = _white_and_telephone(2)
+    assert isinstance(loaded.cnn, SpectrogramCnn) and gated.cnn is not None
+    x = torch.from_numpy(_white_and_telephone(2))
     with torch.no_grad():
-        torch.testing.assert_close(loaded(torch.from_numpy(audio)), gated(torch.from_numpy(audio)))
-        cnn_alone = gated.cnn(torch.from_numpy(audio)) if gated.cnn else None
+        torch.testing.assert_close(loaded(x), gated(x))
         # inside the pair the CNN reads the shared spectrogram: the same logit as alone
-        torch.testing.assert_close(gated.side_logits(torch.from_numpy(audio))[0][:, 2], cnn_alone)
+        torch.testing.assert_close(gated.side_logits(x)[0][:, 2], gated.cnn(x))
+    audio = x.numpy()
     export_onnx(loaded, tmp_path / "cnn.onnx", 16000)
     assert parity(loaded, tmp_path / "cnn.onnx", audio) < 1e-4
