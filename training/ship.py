@@ -113,7 +113,9 @@ def ship(
         metrics["side_calibration"] = [round(v, 4) for v in model.calibration.tolist()]
     manifest = {
         "name": NAME,
-        "version": time.strftime("%Y.%m.%d"),
+        # to the minute (UTC): events name the model that scored them, and a day can
+        # ship two
+        "version": time.strftime("%Y.%m.%d.%H%M", time.gmtime()),
         "sample_rate": 16000,
         "window_s": window_s,
         "hop_s": window_s / 2,

@@ -37,7 +37,7 @@ class TrainConfig:
     chains: tuple[str, ...] = ()  # train on crops of these channel chains only (empty: all)
     wideband_head: bool = True  # add a head trained on wideband chains (GatedDetector)
     speaker_head: bool = True  # add a head on the pretrained speaker encoder (needs the above)
-    cnn_head: bool = False  # add a SpectrogramCnn head (needs wideband_head)
+    cnn_head: bool = True  # a SpectrogramCnn head on both sides (needs wideband_head)
     cnn_steps: int = 6000  # its training steps (about 0.18 s each on two cores)
 
 
