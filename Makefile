@@ -77,14 +77,8 @@ data: install
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(APT_INSTALL) $$missing; fi
 	$(PY) -m training.generate --out data/generated --seed 0
 
-# The speaker encoder's weights (the third head; `--no-speaker-head` leaves it out). --no-deps:
-# the wheel asks for librosa and the `typing` backport, and only its weights file is read
-# (training/speaker.py).
-SPEAKER_ENCODER := Resemblyzer==0.1.4
-
 train: install
 	$(PY) -m pip install -q -e '.[train]'
-	$(PY) -m pip install -q --no-deps $(SPEAKER_ENCODER)
 	$(PY) -m training
 
 eval: install

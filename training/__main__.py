@@ -94,13 +94,13 @@ def _parser() -> argparse.ArgumentParser:
         "--single-head",
         action="store_true",
         help="train one all-channel Detector, without the gated wideband head "
-        "(needs --no-speaker-head --no-cnn-head)",
+        "(needs --no-cnn-head)",
     )
     p.add_argument(
-        "--no-speaker-head",
-        dest="speaker_head",
-        action="store_false",
-        help="leave out the head on the pretrained speaker encoder (the pair shipped before)",
+        "--speaker-head",
+        action="store_true",
+        help="add a head on a pretrained speaker encoder (the models shipped on 2026-11-23; "
+        "needs `pip install --no-deps Resemblyzer==0.1.4`)",
     )
     p.add_argument(
         "--no-cnn-head",
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.single_head and args.speaker_head:
-        parser.error("--single-head needs --no-speaker-head: the speaker head joins the pair")
+        parser.error("--single-head cannot take --speaker-head: the speaker head joins the pair")
     if args.single_head and args.cnn_head:
         parser.error("--single-head needs --no-cnn-head: the CNN head joins the pair")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -7,8 +7,9 @@ from that many voices and recording conditions describes a voice in ways the cor
 cannot teach; a small head on its pooled outputs picks up what separates cloned voices.
 The encoder stays frozen: only the head is trained.
 
-The weights come from the PyPI wheel `Resemblyzer` (`make train` installs it without its
-dependencies) and end up inside the exported ONNX graph; nothing here is needed to serve.
+The weights come from the PyPI wheel `Resemblyzer` (install it without its dependencies;
+only `--speaker-head` runs need it) and end up inside the exported ONNX graph; nothing here
+is needed to serve. Off by default since the CNN head came (docs/detector-development.md).
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def _weights_file() -> Path:
     if not found:
         raise FileNotFoundError(
             f"{ENCODER_FILE} of {ENCODER_DIST} not found: pip install --no-deps "
-            f"{ENCODER_DIST}==0.1.4 (make train does)"
+            f"{ENCODER_DIST}==0.1.4 (only --speaker-head runs need it)"
         )
     digest = hashlib.sha256(found[0].read_bytes()).hexdigest()
     if digest != ENCODER_SHA256:

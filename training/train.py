@@ -36,7 +36,9 @@ class TrainConfig:
     sam_rho: float = 0.0  # > 0: sharpness-aware minimisation with this radius
     chains: tuple[str, ...] = ()  # train on crops of these channel chains only (empty: all)
     wideband_head: bool = True  # add a head trained on wideband chains (GatedDetector)
-    speaker_head: bool = True  # add a head on the pretrained speaker encoder (needs the above)
+    # A head on a pretrained speaker encoder (needs the above); off since the CNN carries what
+    # it added, at half the cost per window (docs/detector-development.md).
+    speaker_head: bool = False
     cnn_head: bool = True  # a SpectrogramCnn head on both sides (needs wideband_head)
     cnn_steps: int = 6000  # its training steps (about 0.18 s each on two cores)
 

@@ -71,14 +71,15 @@ def test_a_single_head_run_must_leave_the_speaker_and_cnn_heads_out(
 ) -> None:
     with pytest.raises(SystemExit):
         main(["dev", "--single-head"])  # refused before any data is read
-    assert "--no-speaker-head" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["dev", "--single-head", "--no-speaker-head"])
     assert "--no-cnn-head" in capsys.readouterr().err
-    args = _parser().parse_args(["dev", "--single-head", "--no-speaker-head", "--no-cnn-head"])
+    with pytest.raises(SystemExit):
+        main(["dev", "--single-head", "--no-cnn-head", "--speaker-head"])
+    assert "cannot take --speaker-head" in capsys.readouterr().err
+    args = _parser().parse_args(["dev", "--single-head", "--no-cnn-head"])
     assert args.single_head and not args.speaker_head and not args.cnn_head
     shipped = _parser().parse_args(["dev"])
-    assert shipped.speaker_head and shipped.cnn_head  # the shipped recipe has both
+    assert shipped.cnn_head and not shipped.speaker_head  # the shipped recipe: CNN, no speaker
+    assert _parser().parse_args(["dev", "--speaker-head"]).speaker_head
 
 
 def test_tts_and_generated_together_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
