@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.augment import CHAINS, NO_SPEED_CHANGE, SPEEDS
+from training.augment import CHAINS
 from training.data import (
     COPYSYNTH_SOURCE,
     FAMILIES,
@@ -114,11 +114,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="run")
     p.add_argument("--no-shortcuts", action="store_true", help="export: skip the shortcut check")
     p.add_argument("--render-seed", type=int, default=2024, help="seed of the rendered crops")
-    p.add_argument(
-        "--speed-perturb",
-        action="store_true",
-        help=f"play each rendered crop at one of the speeds {SPEEDS} (new voices of both classes)",
-    )
     p.add_argument("--window", type=float, default=1.0, help="window_s of the shipped model")
     return p
 
@@ -204,12 +199,8 @@ def export(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) -
 
     weights = Path(f"data/results/{args.name}.pt")
     manifest = ship(clips, pcm, weights, args.window, args.name)
-    saved = torch.load(weights, map_location="cpu", weights_only=True)
-    speeds = tuple(saved.get("speeds", NO_SPEED_CHANGE))  # the crops it was trained on
-    data = None
-    if not args.no_shortcuts:
-        data = render_all(clips, VARIANTS, seed=args.render_seed, speeds=speeds)
-    seen = set(saved.get("generated", []))
+    data = None if args.no_shortcuts else render_all(clips, VARIANTS, seed=args.render_seed)
+    seen = set(torch.load(weights, map_location="cpu", weights_only=True).get("generated", []))
     manifest["metrics"].update(checks(clips, pcm, data, manifest, seen))
     write_manifest(ONNX_PATH, manifest)
     write_card(manifest)
@@ -229,9 +220,8 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
         cnn_steps=args.cnn_steps,
         seed=args.seed,
     )
-    speeds = SPEEDS if args.speed_perturb else NO_SPEED_CHANGE
-    recipe = {**asdict(cfg), "tts": args.tts, "tts_clips": args.tts_clips, "speeds": speeds}
-    data = render_all(clips, VARIANTS, seed=args.render_seed, speeds=speeds)
+    recipe = {**asdict(cfg), "tts": args.tts, "tts_clips": args.tts_clips}
+    data = render_all(clips, VARIANTS, seed=args.render_seed)
     bank = None  # the speaker encoder's features, shared by every run of this command
     if cfg.speaker_head:
         bank = FeatureBank.build(data, SpeakerEncoder.pretrained(), seed=cfg.seed)
@@ -241,12 +231,7 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
         weights.parent.mkdir(parents=True, exist_ok=True)
         # the generated sources it trained on: the export checks the other TTS engines
         seen = sorted({c.source for c in clips if c.generated})
-        saved: dict[str, Any] = {
-            "width": args.width,
-            "log_eps": LOG_EPS,
-            "generated": seen,
-            "speeds": list(speeds),
-        }
+        saved: dict[str, Any] = {"width": args.width, "log_eps": LOG_EPS, "generated": seen}
         if isinstance(model, GatedDetector):
             saved["gate_db"] = model.gate_db
             saved["speaker_head"] = model.speaker is not None

@@ -60,19 +60,6 @@ CHAINS: tuple[tuple[str, float, Chain], ...] = (
 # The chains that keep the band above 4 kHz: what the wideband head of GatedDetector sees.
 WIDEBAND_CHAINS = ("wideband", "opus-wb", "mp3")
 
-# Speed perturbation, as in speech recognition (`--speed-perturb`): resampling moves pitch,
-# formants and tempo together by up to 10%, so both classes gain new voices without any
-# synthesis step that could itself mark a class.
-SPEEDS = (0.9, 1.0, 1.1)
-NO_SPEED_CHANGE = (1.0,)
-
-
-def change_speed(x: np.ndarray, factor: float) -> np.ndarray:
-    """`x` played `factor` times as fast (pitch and formants move with it)."""
-    if factor == 1.0:
-        return x
-    return ch.resample(x, round(ch.SAMPLE_RATE_HZ * factor), ch.SAMPLE_RATE_HZ)
-
 
 def reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Convolve with a synthetic room response (exponentially decaying noise)."""
@@ -113,22 +100,14 @@ def render(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     return x + rng.standard_normal(len(x)).astype(np.float32) * DITHER, names[i]
 
 
-def render_clip(
-    args: tuple[np.ndarray, int, int, tuple[float, ...]],
-) -> list[tuple[np.ndarray, int, str]]:
-    """`variants` rendered crops of one int16 clip: (int16 audio, valid samples, chain).
-
-    Each variant first plays the clip at a speed drawn from `speeds`, from a generator of
-    its own, so the crops and chains are those of the same seed without speed changes.
-    """
-    pcm, variants, seed, speeds = args
+def render_clip(args: tuple[np.ndarray, int, int]) -> list[tuple[np.ndarray, int, str]]:
+    """`variants` rendered crops of one int16 clip: (int16 audio, valid samples, chain)."""
+    pcm, variants, seed = args
     rng = np.random.default_rng(seed)
-    speed_rng = np.random.default_rng([seed, 1])
     x = pcm.astype(np.float32) / 32768.0
     out = []
     for _ in range(variants):
-        factor = speeds[int(speed_rng.integers(len(speeds)))]
-        c, valid = crop(change_speed(x, factor), rng)
+        c, valid = crop(x, rng)
         y, name = render(c, rng)
         out.append(((np.clip(y, -1, 1) * 32767).astype(np.int16), valid, name))
     return out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.augment import CROP, NO_SPEED_CHANGE, render_clip
+from training.augment import CROP, render_clip
 from training.data import CACHE_DIR, Clip, cached_audio
 
 logger = logging.getLogger(__name__)
@@ -26,26 +26,20 @@ class Variants:
     chain: np.ndarray  # channel chain name per row
 
 
-def render_all(
-    clips: list[Clip],
-    variants: int,
-    seed: int = 2024,
-    workers: int = 2,
-    speeds: tuple[float, ...] = NO_SPEED_CHANGE,
-) -> Variants:
-    """Render (or load from cache) `variants` crops of every clip, each at one of `speeds`.
+def render_all(clips: list[Clip], variants: int, seed: int = 2024, workers: int = 2) -> Variants:
+    """Render (or load from cache) `variants` crops of every clip.
 
     The corpus and data/generated are cached apart, so new generated clips do not force the
     corpus to be rendered again.
     """
     generated = np.array(["data/generated" in str(c.path) for c in clips])
     if not generated.any() or generated.all():
-        return _render_part(clips, variants, seed, workers, speeds)
+        return _render_part(clips, variants, seed, workers)
     first = int(np.argmax(generated))
     if generated[:first].any() or not generated[first:].all():
         raise ValueError("generated clips must follow the corpus clips")
-    a = _render_part(clips[:first], variants, seed, workers, speeds)
-    b = _render_part(clips[first:], variants, seed + 1, workers, speeds)
+    a = _render_part(clips[:first], variants, seed, workers)
+    b = _render_part(clips[first:], variants, seed + 1, workers)
     return Variants(
         audio=np.concatenate([a.audio, b.audio]),
         valid=np.concatenate([a.valid, b.valid]),
@@ -54,15 +48,14 @@ def render_all(
     )
 
 
-def _render_part(
-    clips: list[Clip], variants: int, seed: int, workers: int, speeds: tuple[float, ...]
-) -> Variants:
-    recipe = f"|{variants}|{seed}|{CROP}" + (f"|{speeds}" if speeds != NO_SPEED_CHANGE else "")
-    key = hashlib.sha1(("\n".join(str(c.path) for c in clips) + recipe).encode()).hexdigest()[:12]
+def _render_part(clips: list[Clip], variants: int, seed: int, workers: int) -> Variants:
+    key = hashlib.sha1(
+        ("\n".join(str(c.path) for c in clips) + f"|{variants}|{seed}|{CROP}").encode()
+    ).hexdigest()[:12]
     audio_path = CACHE_DIR / f"variants-{key}.npy"
     meta_path = CACHE_DIR / f"variants-{key}-meta.npz"
     if not meta_path.is_file():
-        _render(clips, variants, seed, workers, speeds, audio_path, meta_path)
+        _render(clips, variants, seed, workers, audio_path, meta_path)
     meta = np.load(meta_path)
     return Variants(
         audio=np.load(audio_path, mmap_mode="r"),
@@ -73,20 +66,14 @@ def _render_part(
 
 
 def _render(
-    clips: list[Clip],
-    variants: int,
-    seed: int,
-    workers: int,
-    speeds: tuple[float, ...],
-    audio_path: Path,
-    meta_path: Path,
+    clips: list[Clip], variants: int, seed: int, workers: int, audio_path: Path, meta_path: Path
 ) -> None:
     pcm = cached_audio(clips)
     rows = len(clips) * variants
     out = np.lib.format.open_memmap(audio_path, mode="w+", dtype=np.int16, shape=(rows, CROP))
     valid = np.zeros(rows, np.int64)
     chain = np.empty(rows, dtype=object)
-    jobs = [(p, variants, seed * 100_003 + i, speeds) for i, p in enumerate(pcm)]
+    jobs = [(p, variants, seed * 100_003 + i) for i, p in enumerate(pcm)]
     with Pool(workers) as pool:
         for i, result in enumerate(pool.imap(render_clip, jobs, chunksize=8)):
             for j, (y, v, name) in enumerate(result):

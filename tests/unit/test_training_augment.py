@@ -4,17 +4,7 @@ import numpy as np
 import pytest
 
 from inference import channels as ch
-from training.augment import (
-    CHAINS,
-    CROP,
-    NO_SPEED_CHANGE,
-    SPEEDS,
-    change_speed,
-    crop,
-    render,
-    render_clip,
-    reverb,
-)
+from training.augment import CHAINS, CROP, crop, render, render_clip, reverb
 
 pytestmark = pytest.mark.unit
 
@@ -28,7 +18,7 @@ def _digits_with_exact_silence() -> np.ndarray:
 
 def test_render_leaves_no_exact_zeros_in_pcm() -> None:
     pcm = (_digits_with_exact_silence() * 32767).astype(np.int16)
-    for y, valid, _ in render_clip((pcm, 6, 1, NO_SPEED_CHANGE)):
+    for y, valid, _ in render_clip((pcm, 6, 1)):
         assert y.shape == (CROP,)
         assert valid == len(pcm)
         zero = np.concatenate([[0], (y == 0).astype(np.int8), [0]])
@@ -81,27 +71,3 @@ def test_telephone_removes_the_upper_band() -> None:
     spec = np.abs(np.fft.rfft(y)) ** 2
     upper, lower = spec[int(len(spec) * 0.55) :].sum(), spec[: int(len(spec) * 0.45)].sum()
     assert upper < 1e-3 * lower
-
-
-def _peak_hz(x: np.ndarray) -> float:
-    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
-    return float(np.argmax(spectrum) * 16000 / len(x))
-
-
-@pytest.mark.parametrize("factor", [0.9, 1.1])
-def test_change_speed_moves_pitch_and_length_together(factor: float) -> None:
-    t = np.arange(32000) / 16000.0
-    tone = (0.3 * np.sin(2 * np.pi * 500 * t)).astype(np.float32)
-    y = change_speed(tone, factor)
-    assert abs(len(y) - len(tone) / factor) <= 2
-    assert abs(_peak_hz(y[1000:-1000]) - 500 * factor) < 5
-
-
-def test_speed_perturbation_keeps_the_crops_chains_and_changes_voices() -> None:
-    pcm = (np.random.default_rng(3).standard_normal(48000) * 3000).astype(np.int16)
-    plain = render_clip((pcm, 12, 7, NO_SPEED_CHANGE))
-    perturbed = render_clip((pcm, 12, 7, SPEEDS))
-    assert [name for _, _, name in plain] == [name for _, _, name in perturbed]
-    # shorter than a crop, so `valid` is the length of the clip at the speed it was played
-    assert {valid for _, valid, _ in plain} == {48000}
-    assert {valid for _, valid, _ in perturbed} == {round(48000 / f) for f in SPEEDS}
