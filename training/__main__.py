@@ -109,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
         help="leave out the CNN over the spectrogram (the three heads shipped before)",
     )
     p.add_argument("--cnn-steps", type=int, default=TrainConfig.cnn_steps)
+    p.add_argument(
+        "--balance-speakers",
+        action="store_true",
+        help="give a speaker heard in both classes the same share of each class's draws",
+    )
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="training seed")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--name", default="run")
@@ -218,6 +223,7 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
         speaker_head=args.speaker_head,
         cnn_head=args.cnn_head,
         cnn_steps=args.cnn_steps,
+        balance_speakers=args.balance_speakers,
         seed=args.seed,
     )
     recipe = {**asdict(cfg), "tts": args.tts, "tts_clips": args.tts_clips}

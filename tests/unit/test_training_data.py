@@ -30,6 +30,28 @@ def test_sample_weights_give_each_class_half_the_mass() -> None:
     assert np.allclose(w[labels == 1], w[labels == 1][0])
 
 
+def test_balanced_speakers_take_one_share_of_both_classes() -> None:
+    def clip(label: int, speaker: str) -> Clip:
+        return Clip(Path(f"{speaker}.flac"), label, "src", "sys", speaker, "train")
+
+    # "lj" is 1 of 4 human clips but 6 of 8 synthetic ones; "a" and "b" are in one class only
+    clips = [clip(0, "lj")] + [clip(0, "a")] * 3 + [clip(1, "lj")] * 6 + [clip(1, "b")] * 2
+    labels = np.array([c.label for c in clips])
+    lj = np.array([c.speaker == "lj" for c in clips])
+    rows = np.arange(len(clips))
+    plain = sample_weights(clips, rows)
+    assert plain[lj & (labels == 0)].sum() == pytest.approx(0.125)
+    assert plain[lj & (labels == 1)].sum() == pytest.approx(0.375)
+    w = sample_weights(clips, rows, balance_speakers=True)
+    assert w[labels == 0].sum() == pytest.approx(0.5)
+    assert w[labels == 1].sum() == pytest.approx(0.5)
+    both = np.sqrt(0.25 * 0.75) / 2  # the geometric mean of its shares, in each half
+    assert w[lj & (labels == 0)].sum() == pytest.approx(both)
+    assert w[lj & (labels == 1)].sum() == pytest.approx(both)
+    # the other speakers keep their relative weights within the class
+    assert np.allclose(w[~lj & (labels == 0)], w[~lj & (labels == 0)][0])
+
+
 def test_human_sources_group_recordings_and_skip_spoofs() -> None:
     assert _clip(0, "pyannote").human_source == _clip(0, "pyannote_windows").human_source
     assert _clip(0, "resemblyzer").human_source == "librispeech"
