@@ -86,6 +86,8 @@ def _balance_shared_speakers(speakers: np.ndarray, labels: np.ndarray, w: np.nda
             out[rest] *= (1.0 - sum(target.values())) / natural_rest
         for s in shared:
             out[in_class & (speakers == s)] *= target[s] / share[lab][s]
+        # the class keeps its mass, also when every one of its voices is shared
+        out[in_class] *= w[in_class].sum() / out[in_class].sum()
     return out
 
 
