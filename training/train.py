@@ -68,6 +68,8 @@ def sample_weights(
 
 def _balance_shared_speakers(speakers: np.ndarray, labels: np.ndarray, w: np.ndarray) -> np.ndarray:
     """`w` with every speaker heard in both classes at the same share of each class's mass."""
+    if not (labels == 0).any() or not (labels == 1).any():
+        return w
     share = {
         lab: {
             s: float(w[(labels == lab) & (speakers == s)].sum() / w[labels == lab].sum())
