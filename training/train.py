@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -67,29 +68,26 @@ def sample_weights(
 
 
 def _balance_shared_speakers(speakers: np.ndarray, labels: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """`w` with every speaker heard in both classes at the same share of each class's mass."""
-    if not (labels == 0).any() or not (labels == 1).any():
-        return w
+    """`w` with every speaker heard in both classes at one share of each class's mass.
+
+    `w` is uniform within each class; a class's other speakers share what is left evenly.
+    """
     share = {
-        lab: {
-            s: float(w[(labels == lab) & (speakers == s)].sum() / w[labels == lab].sum())
-            for s in set(speakers)
-        }
+        lab: {s: n / (labels == lab).sum() for s, n in Counter(speakers[labels == lab]).items()}
         for lab in (0, 1)
     }
-    shared = [s for s in share[0] if share[0][s] > 0 and share[1][s] > 0]
+    shared = share[0].keys() & share[1].keys()
+    if not shared:
+        return w
     target = {s: float(np.sqrt(share[0][s] * share[1][s])) for s in shared}
     out = w.copy()
     for lab in (0, 1):
-        in_class = labels == lab
-        rest = in_class & ~np.isin(speakers, shared)
-        natural_rest = 1.0 - sum(share[lab][s] for s in shared)
-        if natural_rest > 0:
-            out[rest] *= (1.0 - sum(target.values())) / natural_rest
-        for s in shared:
-            out[in_class & (speakers == s)] *= target[s] / share[lab][s]
+        rest = 1.0 - sum(share[lab][s] for s in shared)
+        others = (1.0 - sum(target.values())) / rest if rest > 0 else 0.0
+        rows = np.flatnonzero(labels == lab)
+        out[rows] *= [target[s] / share[lab][s] if s in shared else others for s in speakers[rows]]
         # the class keeps its mass, also when every one of its voices is shared
-        out[in_class] *= w[in_class].sum() / out[in_class].sum()
+        out[rows] *= w[rows].sum() / out[rows].sum()
     return out
 
 
