@@ -54,7 +54,8 @@ def calibrate(
 
     Every window the service would score (hop window_s / 2), not a few per clip: the 1%
     false-alarm point is a tail quantile, and the service sees every hop of a call. A
-    GatedDetector's sides are first put on one scale from the same windows.
+    GatedDetector's sides are first put on one scale from the same windows. Also returns
+    64 of those windows, half of each channel, for the export's parity check.
     """
     dev = np.flatnonzero([c.fold == "dev" and not c.generated for c in clips])
     sets = [build_eval(clips, pcm, dev, ch, window_s, window_s / 2) for ch in EVAL_CHANNELS]
@@ -66,7 +67,8 @@ def calibrate(
     thr_1, _, _ = threshold_at_fpr(logits, labels)
     # Thresholds on the scale of the service's scores: the same logit -> score conversion.
     probs = to_scores(np.array([thr_eer, thr_1], dtype=np.float32), "logit")
-    return {"eer": float(probs[0]), "fpr_1pct": float(probs[1])}, sets[0].audio[:64]
+    sample = np.concatenate([s.audio[:32] for s in sets])
+    return {"eer": float(probs[0]), "fpr_1pct": float(probs[1])}, sample
 
 
 def speed_ms(path: Path, window_samples: int, runs: int = 200) -> float:
