@@ -72,10 +72,10 @@ def _balance_shared_speakers(speakers: np.ndarray, labels: np.ndarray, w: np.nda
 
     `w` is uniform within each class; a class's other speakers share what is left evenly.
     """
-    share = {
-        lab: {s: n / (labels == lab).sum() for s, n in Counter(speakers[labels == lab]).items()}
-        for lab in (0, 1)
-    }
+    share = {}
+    for lab in (0, 1):
+        voices = speakers[labels == lab]
+        share[lab] = {s: n / len(voices) for s, n in Counter(voices).items()}
     shared = share[0].keys() & share[1].keys()
     if not shared:
         return w
