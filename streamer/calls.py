@@ -107,7 +107,8 @@ class CallManager:
             SdpError: the offer is malformed or has nothing acceptable; nothing was opened.
             Exception: opening the media failed; the call was closed with "error".
         """
-        plan = plan_media(offer)  # raises SdpError before anything is opened
+        # raises SdpError before anything is opened
+        plan = plan_media(offer, self._sip.siprec_ignore_aors)
         if offer.call_id in self._calls:
             raise RuntimeError(f"call {offer.call_id!r} is already open")
         call = _Call(CallInfo(offer.call_id, plan.ingress, plan.line), secrets.randbelow(2**31))
@@ -129,7 +130,7 @@ class CallManager:
             KeyError: no such call.
         """
         call = self._calls[call_id]
-        plan = plan_media(offer)
+        plan = plan_media(offer, self._sip.siprec_ignore_aors)
         return await self._apply(call, plan, offer.local_host)
 
     async def _apply(self, call: _Call, plan: MediaPlan, host: str) -> str:

@@ -7,16 +7,18 @@ for identities, lines and hold are documented in `streamer.calls`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from alerts.types import Ingress
-from streamer.errors import SdpError
+from streamer.errors import NothingToScore, SdpError
 from streamer.sdp import AudioStreamOffer, SessionDescription, audio_streams, parse_sdp
 from streamer.sip_headers import uri_user
 from streamer.siprec import (
     METADATA_TYPE,
     SDP_TYPE,
     RecordingMetadata,
+    aor_key,
     content_type_params,
     find_part,
     parse_metadata,
@@ -77,16 +79,20 @@ def is_siprec(content_type: str) -> bool:
     return content_type_params(content_type)[0].startswith("multipart/")
 
 
-def plan_media(offer: SessionOffer) -> MediaPlan:
+def plan_media(offer: SessionOffer, ignored_aors: Collection[str] = ()) -> MediaPlan:
     """Decide the media of a call from its INVITE.
+
+    A SIPREC stream sent by a participant whose AOR is in `ignored_aors` (the line's own
+    announcements, say) is left out of the plan, so the answer declines it with port 0.
 
     Raises:
         SdpError: no body, malformed body, no audio or no supported codec.
+        NothingToScore: every SIPREC stream is from an ignored participant.
     """
     if not offer.body.strip():
         raise SdpError("no SDP offer in the INVITE")
     if is_siprec(offer.content_type):
-        return _plan_siprec(offer)
+        return _plan_siprec(offer, {aor_key(aor) for aor in ignored_aors})
     kind = content_type_params(offer.content_type)[0]
     if kind and kind != SDP_TYPE:
         raise SdpError(f"unsupported body type {kind[:40]!r}")
@@ -97,7 +103,7 @@ def plan_media(offer: SessionOffer) -> MediaPlan:
     return MediaPlan(Ingress.SIP, offer.line, sdp, (stream,))
 
 
-def _plan_siprec(offer: SessionOffer) -> MediaPlan:
+def _plan_siprec(offer: SessionOffer, ignored: set[str]) -> MediaPlan:
     parts = split_multipart(offer.content_type, offer.body)
     sdp_body = find_part(parts, SDP_TYPE)
     if sdp_body is None:
@@ -106,9 +112,14 @@ def _plan_siprec(offer: SessionOffer) -> MediaPlan:
     meta = _metadata(offer.call_id, find_part(parts, METADATA_TYPE))
     streams = []
     for index, audio in enumerate(audio_streams(sdp)):
+        sender = meta.stream_sender.get(audio.label)
+        if sender is not None and sender.aor and aor_key(sender.aor) in ignored:
+            continue
         pid = audio.label or f"stream{index}"
-        label = participant_label(meta.stream_sender.get(audio.label))
+        label = participant_label(sender)
         streams.append(StreamPlan(pid, label, audio, _held(audio, HOLD_DIRECTIONS_SIPREC)))
+    if not streams:
+        raise NothingToScore("every recorded stream is from a sip.siprec_ignore_aors participant")
     line = next((uri_user(p.aor) for p in meta.participants if uri_user(p.aor)), offer.line)
     return MediaPlan(Ingress.SIPREC, line, sdp, tuple(streams))
 

@@ -28,6 +28,7 @@ from alerts.config import (
 )
 from inference.config import ModelConfig, VadConfig
 from streamer.errors import ConfigError
+from streamer.siprec import aor_key
 
 ENV_PREFIX = "CLONEWATCH_"
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
@@ -65,6 +66,15 @@ class SipConfig(_Frozen):
     shutdown_bye_timeout_s: float = Field(
         SHUTDOWN_BYE_TIMEOUT_S, ge=0.0, le=60.0, description="wait for BYE answers at shutdown"
     )
+    siprec_ignore_aors: tuple[str, ...] = Field(
+        (), description="SIPREC participants (AORs) whose streams are declined, not scored"
+    )
+
+    @model_validator(mode="after")
+    def _aors(self) -> SipConfig:
+        if any(not aor_key(aor) for aor in self.siprec_ignore_aors):
+            raise ValueError("siprec_ignore_aors holds an empty AOR")
+        return self
 
 
 class RtpConfig(_Frozen):

@@ -17,6 +17,10 @@ class SdpError(IngressError, ValueError):
     """An SDP body is malformed or offers nothing we accept."""
 
 
+class NothingToScore(SdpError):
+    """Every stream of a well-formed offer is declined by configuration (not bad input)."""
+
+
 class RtpParseError(IngressError, ValueError):
     """An RTP packet is malformed, e.g. "header 8 < 12 bytes"."""
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from alerts.types import Ingress
 from streamer.calls_media import SessionOffer, is_siprec
-from streamer.errors import SdpError, SipParseError
+from streamer.errors import NothingToScore, SdpError, SipParseError
 from streamer.sip_dialog import (
     Dialog,
     DialogState,
@@ -131,9 +131,12 @@ class InviteHandler:
         try:
             return await server.calls.accept(self._offer(request, peer))
         except SdpError as exc:
-            server.metrics.decode_errors_total.labels("sdp").inc()
+            declined = isinstance(exc, NothingToScore)  # by configuration, not a bad offer
+            if not declined:
+                server.metrics.decode_errors_total.labels("sdp").inc()
             ingress = "siprec" if is_siprec(request.header("Content-Type") or "") else "sip"
-            server.metrics.calls_rejected_total.labels(ingress, "sdp").inc()
+            reason_label = "ignored" if declined else "sdp"
+            server.metrics.calls_rejected_total.labels(ingress, reason_label).inc()
             logger.warning("offer refused: %s", exc, extra=_extra(request))
             reason = f"Not Acceptable Here ({exc})"[:120]
             server.respond(request, txn, peer, 488, to_tag=dialog.local_tag, reason=reason)
@@ -208,7 +211,8 @@ class InviteHandler:
         try:
             sdp = await server.calls.update(dialog.call_id, self._offer(request, peer))
         except SdpError as exc:  # RFC 3264 8: the old session stays as it was
-            server.metrics.decode_errors_total.labels("sdp").inc()
+            if not isinstance(exc, NothingToScore):
+                server.metrics.decode_errors_total.labels("sdp").inc()
             logger.warning("re-INVITE offer refused: %s", exc, extra=_extra(request))
             server.respond(request, txn, peer, 488, reason=f"Not Acceptable Here ({exc})"[:120])
             txn.acked.set()  # the ACK of a non-2xx is absorbed by the transaction

@@ -166,6 +166,14 @@ def _first(elem: ET.Element, name: str) -> ET.Element | None:
     return found[0] if found else None
 
 
+def aor_key(aor: str) -> str:
+    """An AOR as compared with configured ones: no brackets or URI parameters, lower case.
+
+    `<sip:IVR@Bank.example;transport=tcp>` -> `sip:ivr@bank.example`.
+    """
+    return aor.strip().strip("<>").split(";")[0].strip().lower()
+
+
 def participant_label(participant: Participant | None) -> str:
     """How a participant is shown: the name, else the AOR, else ""."""
     if participant is None:

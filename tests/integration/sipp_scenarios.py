@@ -112,14 +112,25 @@ def siprec_body(ports: tuple[int, int], metadata: str, version: int = 1) -> str:
 """
 
 
-def siprec_call(ports: tuple[int, int], metadata: str, talk_ms: int) -> str:
-    """A SIPREC INVITE (multipart SDP + metadata) with two labelled sendonly streams."""
+def siprec_call(ports: tuple[int, int], metadata: str, talk_ms: int, answer_has: str = "") -> str:
+    """A SIPREC INVITE (multipart SDP + metadata) with two labelled sendonly streams.
+
+    With `answer_has`, the scenario fails unless the 200's SDP matches that regexp.
+    """
+    answered = _ANSWERED
+    if answer_has:
+        check = (
+            '  <recv response="200" rtd="true">\n    <action>\n'
+            f'      <ereg regexp="{answer_has}" search_in="body" check_it="true" assign_to="m"/>\n'
+            '    </action>\n  </recv>\n  <Reference variables="m"/>\n'
+        )
+        answered = answered.replace('  <recv response="200" rtd="true"/>\n', check)
     return (
         _HEAD.format(name="siprec")
         + _invite(siprec_body(ports, metadata)).replace(
             "+15551230000@[remote_ip]", "srs@[remote_ip]", 1
         )
-        + _ANSWERED
+        + answered
         + _ACK
         + f'  <pause milliseconds="{talk_ms}"/>\n'
         + _BYE

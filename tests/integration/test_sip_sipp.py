@@ -125,6 +125,58 @@ async def test_siprec_call_two_labelled_streams(tmp_path: Path) -> None:
         assert_released(svc, ports)
 
 
+ONLY_BOB_SDP = PCMU_SDP + "a=label:97\r\na=sendonly\r\n"
+
+
+def siprec_invite(call_id: str, sdp: str) -> bytes:
+    """A raw SIPREC INVITE: multipart/mixed with `sdp` and METADATA."""
+    body = (
+        f"--b\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n"
+        "--b\r\nContent-Type: application/rs-metadata+xml\r\n\r\n"
+        f"{METADATA}\r\n--b--\r\n"
+    )
+    return invite(call_id, body).replace(
+        b"Content-Type: application/sdp", b"Content-Type: multipart/mixed;boundary=b", 1
+    )
+
+
+async def test_siprec_ignored_participant_is_declined_and_not_scored(tmp_path: Path) -> None:
+    sender = udp_socket()
+    async with running_service(siprec_ignore_aors=["<sip:Bob@example.com>"]) as svc:
+
+        async def talk() -> int:
+            await wait_for(lambda: len(svc.sink.participants) == 1)
+            (call_id,) = svc.sink.calls
+            ours = svc.calls.participants(call_id)
+            assert list(ours) == ["96"]
+            await send_rtp(sender, ours["96"], rtp_packets(111, 0, 1.5, seed=1))
+            return ours["96"]
+
+        talker = asyncio.create_task(talk())
+        # the answer declines Bob's stream (label 97, the second m-line) with port 0
+        answer_has = r"m=audio [1-9][0-9]* RTP/AVP 0.*m=audio 0 RTP/AVP 8"
+        scenario = scen.siprec_call((sender.getsockname()[1], 9), METADATA, 2500, answer_has)
+        code, errors = await run_sipp(scenario, tmp_path, svc.port)
+        port = await talker
+        sender.close()
+        assert code == 0, errors
+        (call_id,) = svc.sink.calls
+        assert list(svc.sink.participants) == [(call_id, "96")]
+        assert svc.sink.participants[(call_id, "96")].label == "Alice Caller"
+        await wait_for(lambda: call_id in svc.sink.closed)
+        assert svc.sink.closed[call_id] == "bye"
+        assert len(svc.sink.frames_of(call_id, "96")) >= 50
+        assert_released(svc, [port])
+        # a session that records only Bob is declined as a whole, and not as bad input
+        reply = await sip_exchange(svc.port, siprec_invite("only-bob", ONLY_BOB_SDP))
+        assert reply.startswith("SIP/2.0 488 "), reply[:80]
+        assert "siprec_ignore_aors" in reply.splitlines()[0]
+        labels = {"ingress": "siprec", "reason": "ignored"}
+        assert svc.counter("clonewatch_calls_rejected_total", **labels) == 1
+        assert svc.counter("clonewatch_decode_errors_total", stage="sdp") == 0
+        assert svc.calls.active_calls == 0
+
+
 async def test_cancel_before_answer(tmp_path: Path) -> None:
     async with running_service(answer_delay_ms=5000) as svc:
         code, errors = await run_sipp(scen.cancelled_call(), tmp_path, svc.port)

@@ -31,12 +31,14 @@ def test_environment_overrides_single_keys() -> None:
         "CLONEWATCH_SIP__PORT": "5071",
         "CLONEWATCH_WHIP__TOKENS": '["t1", "t2"]',
         "CLONEWATCH_STORE__PATH": "/tmp/x.db",
+        "CLONEWATCH_SIP__SIPREC_IGNORE_AORS": '["sip:ivr@bank.example"]',
         "OTHER": "1",
     }
     config = load_config(env=env)
     assert config.sip.port == 5071
     assert config.whip.tokens == ("t1", "t2")
     assert config.store.path == "/tmp/x.db"
+    assert config.sip.siprec_ignore_aors == ("sip:ivr@bank.example",)
 
 
 @pytest.mark.parametrize(
@@ -47,6 +49,7 @@ def test_environment_overrides_single_keys() -> None:
         ({"CLONEWATCH_RTP__PORT_MIN": "30000"}, "rtp"),
         ({"CLONEWATCH_VAD__AGGRESSIVENESS": "9"}, "vad.aggressiveness"),
         ({"CLONEWATCH_HTTP__TLS_CERT": '"/x.pem"'}, "http"),
+        ({"CLONEWATCH_SIP__SIPREC_IGNORE_AORS": '["sip:ivr@bank.example", "<>"]'}, "sip"),
     ],
 )
 def test_bad_value_names_the_key(env: dict[str, str], key: str) -> None:

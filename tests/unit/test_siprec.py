@@ -6,7 +6,7 @@ import pytest
 
 from alerts.types import Ingress
 from streamer.calls_media import SessionOffer, plan_media
-from streamer.errors import SdpError
+from streamer.errors import NothingToScore, SdpError
 from streamer.siprec import parse_metadata, split_multipart
 
 pytestmark = pytest.mark.unit
@@ -91,3 +91,33 @@ def test_siprec_without_usable_metadata_still_records() -> None:
     plan = plan_media(offer)
     assert [(s.participant_id, s.label) for s in plan.streams] == [("1", ""), ("2", "")]
     assert plan.line == "srs"
+
+
+def siprec_offer() -> SessionOffer:
+    return SessionOffer(
+        "c", "multipart/mixed; boundary=OSS-unique-boundary-42", multipart(), "SRC", "srs",
+        "127.0.0.1",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "ignored", ["sip:bob@biloxy.example.com", "<SIP:Bob@Biloxy.example.com;transport=tcp>"]
+)
+def test_siprec_plan_leaves_out_ignored_participants(ignored: str) -> None:
+    plan = plan_media(siprec_offer(), [ignored])
+    assert [(s.participant_id, s.label) for s in plan.streams] == [("1", "Alice")]
+    assert plan.line == "+15551234567"  # the line is still named from the metadata
+
+
+def test_siprec_plan_with_every_participant_ignored_is_refused() -> None:
+    aors = ["sip:bob@biloxy.example.com", "sip:+15551234567@atlanta.example.com"]
+    with pytest.raises(NothingToScore, match="siprec_ignore_aors"):
+        plan_media(siprec_offer(), aors)
+
+
+def test_ignored_aors_do_not_touch_streams_without_metadata() -> None:
+    offer = SessionOffer(
+        "c", "multipart/mixed;boundary=b", multipart("b", "<broken"), "SRC", "srs", "h"
+    )
+    plan = plan_media(offer, ["sip:bob@biloxy.example.com"])
+    assert [s.participant_id for s in plan.streams] == ["1", "2"]
