@@ -73,12 +73,15 @@ def test_metadata_refuses_dtd_and_bad_xml() -> None:
         parse_metadata(b"<recording><participant>")
 
 
-def test_siprec_plan_names_each_labelled_stream() -> None:
-    offer = SessionOffer(
+def siprec_offer() -> SessionOffer:
+    return SessionOffer(
         "c", "multipart/mixed; boundary=OSS-unique-boundary-42", multipart(), "SRC", "srs",
         "127.0.0.1",
     )  # fmt: skip
-    plan = plan_media(offer)
+
+
+def test_siprec_plan_names_each_labelled_stream() -> None:
+    plan = plan_media(siprec_offer())
     assert plan.ingress is Ingress.SIPREC and plan.line == "+15551234567"
     got = [(s.participant_id, s.label, s.held) for s in plan.streams]
     assert got == [("1", "Alice", False), ("2", "sip:bob@biloxy.example.com", False)]
@@ -91,13 +94,6 @@ def test_siprec_without_usable_metadata_still_records() -> None:
     plan = plan_media(offer)
     assert [(s.participant_id, s.label) for s in plan.streams] == [("1", ""), ("2", "")]
     assert plan.line == "srs"
-
-
-def siprec_offer() -> SessionOffer:
-    return SessionOffer(
-        "c", "multipart/mixed; boundary=OSS-unique-boundary-42", multipart(), "SRC", "srs",
-        "127.0.0.1",
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
