@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         help="leave out the CNN over the spectrogram (the three heads shipped before)",
     )
     p.add_argument("--cnn-steps", type=int, default=TrainConfig.cnn_steps)
+    p.add_argument("--cnn-channels", type=int, default=TrainConfig.cnn_channels)
     p.add_argument(
         "--balance-speakers",
         action="store_true",
@@ -223,6 +224,7 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
         speaker_head=args.speaker_head,
         cnn_head=args.cnn_head,
         cnn_steps=args.cnn_steps,
+        cnn_channels=args.cnn_channels,
         balance_speakers=args.balance_speakers,
         seed=args.seed,
     )
@@ -242,6 +244,7 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
             saved["gate_db"] = model.gate_db
             saved["speaker_head"] = model.speaker is not None
             saved["cnn_head"] = model.cnn is not None
+            saved["cnn_channels"] = cfg.cnn_channels
         torch.save({"state": model.state_dict(), **saved}, weights)
         for key, results in both.items():
             save_results(f"{args.name}-{key}", recipe, results)

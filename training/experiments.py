@@ -66,7 +66,7 @@ def train_model(
     cnn = None
     if cfg.cnn_head:
         cnn_cfg = replace(cfg, steps=cfg.cnn_steps)
-        cnn = train(clips, data, rows, cnn_cfg, lambda _: SpectrogramCnn())
+        cnn = train(clips, data, rows, cnn_cfg, lambda _: SpectrogramCnn(cfg.cnn_channels))
     return GatedDetector(model, wideband, speaker=speaker, cnn=cnn).eval()
 
 

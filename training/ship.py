@@ -39,7 +39,8 @@ def load_weights(path: Path) -> Any:
         speaker = None
         if saved.get("speaker_head"):  # the encoder's weights are in the saved state
             speaker = SpeakerDetector(SpeakerEncoder(), int(saved["width"]))
-        cnn = SpectrogramCnn() if saved.get("cnn_head") else None
+        # weights saved before the width was recorded had 64 channels
+        cnn = SpectrogramCnn(saved.get("cnn_channels", 64)) if saved.get("cnn_head") else None
         model = GatedDetector(detector(), detector(), float(saved["gate_db"]), speaker, cnn)
         # Weights saved before the sides were calibrated: each side's raw logits.
         saved["state"].setdefault("calibration", torch.tensor(NO_CALIBRATION))

@@ -1,7 +1,7 @@
 """The shipped model on the shared corpus's dev split (held-out speakers).
 
 Issue 8 sets the bar at an EER below 10 % on the telephone channel. The shipped model does
-not reach it (about 15 % telephone and 14 % wideband, see onnx_models/MODEL_CARD.md), and
+not reach it (about 16 % telephone and 13 % wideband, see onnx_models/MODEL_CARD.md), and
 the issue stays open until a model does. Until then this test guards what the model does
 achieve, so a broken export, a wrong front end or a swapped label fails here: both
 channels must separate human from synthetic speech clearly better than chance.

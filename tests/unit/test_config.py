@@ -23,7 +23,7 @@ def test_file_overrides_defaults_key_by_key(tmp_path: Path) -> None:
     path.write_text("[sip]\nport = 5070\n")
     config = load_config(path, env={})
     assert config.sip.port == 5070
-    assert config.sip.max_calls == 400
+    assert config.sip.max_calls == 250
 
 
 def test_environment_overrides_single_keys() -> None:

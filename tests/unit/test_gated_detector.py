@@ -98,8 +98,10 @@ def test_the_cnn_head_joins_both_sides_with_its_own_weights() -> None:
 
 def test_saved_model_with_a_cnn_head_loads_and_exports(tmp_path: Path) -> None:
     torch.manual_seed(4)
-    gated = GatedDetector(Detector(width=8), Detector(width=8), cnn=SpectrogramCnn()).eval()
+    cnn = SpectrogramCnn(channels=16)  # not the default width: the saved one must be used
+    gated = GatedDetector(Detector(width=8), Detector(width=8), cnn=cnn).eval()
     saved = {"width": 8, "log_eps": LOG_EPS, "gate_db": gated.gate_db, "cnn_head": True}
+    saved["cnn_channels"] = 16
     torch.save({"state": gated.state_dict(), **saved}, tmp_path / "cnn.pt")
     loaded = load_weights(tmp_path / "cnn.pt")
     assert isinstance(loaded.cnn, SpectrogramCnn) and gated.cnn is not None
