@@ -41,11 +41,11 @@ from training.experiments import (
     EVAL_CHANNELS,
     RESULTS_DIR,
     dev_figures,
-    dev_split,
     leave_family_out,
     leave_human_source_out,
     rows_for,
     save_results,
+    train_model,
 )
 from training.model import LOG_EPS, GatedDetector
 from training.speaker import SpeakerEncoder
@@ -234,19 +234,26 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
     if cfg.speaker_head:
         bank = FeatureBank.build(data, SpeakerEncoder.pretrained(), seed=cfg.seed)
     if args.command in ("dev", "all"):
-        model, both = dev_split(clips, pcm, data, cfg, bank)
+        is_train = np.array([c.fold == "train" for c in clips])
+        model = train_model(clips, data, is_train, cfg, bank)
         weights = Path(f"data/results/{args.name}.pt")
         weights.parent.mkdir(parents=True, exist_ok=True)
         # the generated sources it trained on: the export checks the other TTS engines
         seen = sorted({c.source for c in clips if c.generated})
-        saved: dict[str, Any] = {"width": args.width, "log_eps": LOG_EPS, "generated": seen}
+        saved: dict[str, Any] = {
+            "width": args.width,
+            "log_eps": LOG_EPS,
+            "generated": seen,
+            "recipe": recipe,
+        }
         if isinstance(model, GatedDetector):
             saved["gate_db"] = model.gate_db
             saved["speaker_head"] = model.speaker is not None
             saved["cnn_head"] = model.cnn is not None
             saved["cnn_channels"] = cfg.cnn_channels
+        # saved before measuring: a run cut short while measuring keeps its weights for `measure`
         torch.save({"state": model.state_dict(), **saved}, weights)
-        for key, results in both.items():
+        for key, results in dev_figures(model, clips, pcm).items():
             save_results(f"{args.name}-{key}", recipe, results)
     if args.command in ("loso", "all"):
         for family in args.families:
@@ -261,10 +268,13 @@ def measure(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) 
     """The dev figures of data/results/NAME.pt, written over those of its training run."""
     from training.ship import load_weights
 
-    model = load_weights(Path(f"data/results/{args.name}.pt"))
+    weights = Path(f"data/results/{args.name}.pt")
+    model = load_weights(weights)
+    recipe = torch.load(weights, map_location="cpu", weights_only=True).get("recipe")
     for key, results in dev_figures(model, clips, pcm).items():
-        trained = json.loads((RESULTS_DIR / f"{args.name}-{key}.json").read_text())
-        save_results(f"{args.name}-{key}", trained["config"], results)
+        if recipe is None:  # weights saved before the recipe was: their training run's
+            recipe = json.loads((RESULTS_DIR / f"{args.name}-{key}.json").read_text())["config"]
+        save_results(f"{args.name}-{key}", recipe, results)
 
 
 def main(argv: list[str] | None = None) -> int:

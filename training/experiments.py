@@ -87,25 +87,12 @@ def evaluate_model(
     return out
 
 
-def dev_split(
-    clips: list[Clip],
-    pcm: list[np.ndarray],
-    data: Variants,
-    cfg: TrainConfig,
-    speaker_bank: FeatureBank | None = None,
-) -> tuple[Any, dict[str, Any]]:
-    """Train on the training fold, test on held-out speakers (dev fold) and the corpus dev split.
+def dev_figures(model: Any, clips: list[Clip], pcm: list[np.ndarray]) -> dict[str, Any]:
+    """The figures of a model trained on the training fold: held-out speakers, corpus dev split.
 
     The corpus dev split includes the LJ Speech clips moved to training (`dev-split`);
     `dev` (held-out speakers only) is the honest figure.
     """
-    is_train = np.array([c.fold == "train" for c in clips])
-    model = train_model(clips, data, is_train, cfg, speaker_bank)
-    return model, dev_figures(model, clips, pcm)
-
-
-def dev_figures(model: Any, clips: list[Clip], pcm: list[np.ndarray]) -> dict[str, Any]:
-    """The figures of `dev_split` for a trained model: held-out speakers, corpus dev split."""
     held_out = np.flatnonzero([c.fold == "dev" and not c.generated for c in clips])
     corpus_dev = np.flatnonzero([c.split == "dev" and not c.generated for c in clips])
     return {
