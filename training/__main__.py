@@ -115,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="give a speaker heard in both classes the same share of each class's draws",
     )
+    p.add_argument(
+        "--spec-masks",
+        type=int,
+        default=TrainConfig.spec_masks,
+        help="frequency and time masks per CNN training spectrogram (SpecAugment; 0: none)",
+    )
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="training seed")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--name", default="run")
@@ -226,6 +232,7 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
         cnn_steps=args.cnn_steps,
         cnn_channels=args.cnn_channels,
         balance_speakers=args.balance_speakers,
+        spec_masks=args.spec_masks,
         seed=args.seed,
     )
     recipe = {**asdict(cfg), "tts": args.tts, "tts_clips": args.tts_clips}

@@ -44,6 +44,7 @@ class TrainConfig:
     cnn_steps: int = 6000  # its training steps (about 0.35 s each on two cores)
     cnn_channels: int = CNN_CHANNELS  # width of its last conv blocks
     balance_speakers: bool = False  # a voice heard in both classes: same share of each
+    spec_masks: int = 0  # CNN head: frequency and time masks per training spectrogram
 
 
 def sample_weights(
@@ -89,6 +90,29 @@ def _balance_shared_speakers(speakers: np.ndarray, labels: np.ndarray, w: np.nda
         out[rows] *= [target[s] / share[lab][s] if s in shared else others for s in speakers[rows]]
         # the class keeps its mass, also when every one of its voices is shared
         out[rows] *= w[rows].sum() / out[rows].sum()
+    return out
+
+
+def mask_spectrogram(
+    spectrogram: torch.Tensor, masks: int, rng: np.random.Generator
+) -> torch.Tensor:
+    """A copy with `masks` bands (up to 16 bins) and stretches (up to 10 frames) per row masked.
+
+    Each is set to the row's mean (SpecAugment, Park et al., 2019), so that no one band or
+    moment decides, in the hope that what is learnt carries to generators whose traces lie
+    elsewhere.
+    """
+    out = spectrogram.clone()  # [B, 1, F, T]
+    n_bins, n_frames = out.shape[2], out.shape[3]
+    fill = out.mean(dim=(1, 2, 3))
+    for b in range(out.shape[0]):
+        for _ in range(masks):
+            width = int(rng.integers(0, 17))
+            start = int(rng.integers(0, n_bins - width + 1))
+            out[b, :, start : start + width, :] = fill[b]
+            length = int(rng.integers(0, min(11, n_frames // 4)))
+            start = int(rng.integers(0, n_frames - length + 1))
+            out[b, :, :, start : start + length] = fill[b]
     return out
 
 
@@ -211,6 +235,8 @@ def train(
             x = make_batch(data, batch_rows, float(rng.choice(CROP_CHOICES_S)), rng)
             with torch.no_grad():  # nothing before the pooled features is learnt
                 feats = model.features(x)
+            if cfg.spec_masks and isinstance(model, SpectrogramCnn):
+                feats = mask_spectrogram(feats, cfg.spec_masks, rng)
         loss = loss_fn(model.classify(feats), y)
         opt.zero_grad()
         loss.backward()

@@ -1,4 +1,4 @@
-"""The training loop: sharpness-aware gradients, heads trained from a feature bank."""
+"""The training loop: sharpness-aware gradients, spectrogram masks, heads trained from a bank."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import torch
 from training.data import Clip
 from training.dataset import Variants
 from training.model import N_FEATURES, Detector, SpectrogramCnn
-from training.train import FeatureBank, TrainConfig, sharpness_aware_gradients, train
+from training.train import (
+    FeatureBank,
+    TrainConfig,
+    mask_spectrogram,
+    sharpness_aware_gradients,
+    train,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -82,6 +88,29 @@ def _variants(levels: list[int]) -> Variants:
     n = len(levels)
     audio = np.repeat(np.array(levels, np.int16)[:, None], 64000, axis=1)
     return Variants(audio, np.full(n, 64000), np.arange(n), np.array(["clean"] * n))
+
+
+def test_masks_set_whole_bands_and_stretches_to_the_rows_mean() -> None:
+    spectrogram = torch.randn(6, 1, 161, 100)
+    before = spectrogram.clone()
+    masked = mask_spectrogram(spectrogram, 2, np.random.default_rng(1))
+
+    assert masked.shape == spectrogram.shape
+    assert torch.equal(spectrogram, before)  # the input is left alone
+    for row, original in zip(masked, spectrogram, strict=True):
+        changed = row != original
+        # A changed cell lies in a band changed at every frame or a stretch changed in every bin.
+        bands = changed.all(dim=2).squeeze(0)
+        stretches = changed.all(dim=1).squeeze(0)
+        assert torch.equal(changed[0], bands[:, None] | stretches[None, :])
+        assert bands.sum() <= 32 and stretches.sum() <= 20
+        assert torch.allclose(row[changed], original.mean().expand(int(changed.sum())))
+    assert (masked != spectrogram).any()
+
+
+def test_no_masks_leave_the_spectrogram_as_it_is() -> None:
+    spectrogram = torch.randn(2, 1, 161, 50)
+    assert torch.equal(mask_spectrogram(spectrogram, 0, np.random.default_rng(0)), spectrogram)
 
 
 def test_the_feature_bank_keeps_each_rows_own_crops() -> None:
