@@ -22,6 +22,8 @@ Head = Detector | SpeakerDetector | SpectrogramCnn
 
 logger = logging.getLogger(__name__)
 CROP_CHOICES_S = (1.0, 1.0, 1.0, 1.5, 1.5, 2.0, 2.0, 3.0)
+MASK_MAX_BINS = 16  # widest frequency mask of --spec-masks (of 161 bins)
+MASK_MAX_FRAMES = 10  # longest time mask (10 ms frames), at most a quarter of the crop
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def _balance_shared_speakers(speakers: np.ndarray, labels: np.ndarray, w: np.nda
 def mask_spectrogram(
     spectrogram: torch.Tensor, masks: int, rng: np.random.Generator
 ) -> torch.Tensor:
-    """A copy with `masks` bands (up to 16 bins) and stretches (up to 10 frames) per row masked.
+    """A copy with `masks` frequency bands and as many time stretches per row masked.
 
     Each is set to the row's mean (SpecAugment, Park et al., 2019), so that no one band or
     moment decides, in the hope that what is learnt carries to generators whose traces lie
@@ -107,10 +109,10 @@ def mask_spectrogram(
     fill = out.mean(dim=(1, 2, 3))
     for b in range(out.shape[0]):
         for _ in range(masks):
-            width = int(rng.integers(0, 17))
+            width = int(rng.integers(0, MASK_MAX_BINS + 1))
             start = int(rng.integers(0, n_bins - width + 1))
             out[b, :, start : start + width, :] = fill[b]
-            length = int(rng.integers(0, min(11, n_frames // 4)))
+            length = int(rng.integers(0, min(MASK_MAX_FRAMES + 1, n_frames // 4)))
             start = int(rng.integers(0, n_frames - length + 1))
             out[b, :, :, start : start + length] = fill[b]
     return out
