@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 TARGET_FPR = 0.01
+INTERVAL_RESAMPLES = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +98,41 @@ def rates_at(scores: npt.ArrayLike, labels: npt.ArrayLike, threshold: float) -> 
     fa = float(np.mean(human >= threshold)) if human.size else math.nan
     miss = float(np.mean(synthetic < threshold)) if synthetic.size else math.nan
     return fa, miss
+
+
+def eer_interval(
+    scores: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    groups: npt.ArrayLike,
+    level: float = 0.95,
+    resamples: int = INTERVAL_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Bootstrap interval of the EER that resamples whole groups, within each class.
+
+    A group is what windows share (a file, a speaker): windows of one file share its
+    voice, words and recording chain and err together, so resampling single windows
+    would make the interval far narrower than what a new set of files would show. Each
+    class keeps its number of groups, so every resample has both classes.
+
+    Returns the (lower, upper) percentiles of the resampled EERs at `level`.
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels).reshape(-1)
+    g = np.asarray(groups).reshape(-1)
+    if not s.shape == y.shape == g.shape:
+        raise ValueError(f"scores {s.shape}, labels {y.shape} and groups {g.shape} differ")
+    _split(s, y)  # both classes present
+    members = [
+        [np.flatnonzero((y == label) & (g == group)) for group in np.unique(g[y == label])]
+        for label in (0, 1)
+    ]
+    rng = np.random.default_rng(seed)
+    rates = np.empty(resamples)
+    for k in range(resamples):
+        picked = [cls[i] for cls in members for i in rng.integers(0, len(cls), size=len(cls))]
+        idx = np.concatenate(picked)
+        rates[k] = eer(s[idx], y[idx])[0]
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(rates, [tail, 100.0 - tail])
+    return float(low), float(high)

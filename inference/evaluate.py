@@ -3,8 +3,10 @@
 Each file is decoded to 16 kHz mono, its leading and trailing silence trimmed (the service
 scores speech only), passed through a simulated channel, cut into non-overlapping windows of
 the model's `window_s` and scored. Reported per channel: window-level EER and its threshold,
-the threshold at 1% false alarms on human speech with the miss rate there, file-level EER
-(mean score per file), and a per-system table; optionally a DET plot and a JSON report.
+with a 95% interval from resampling the files (how far the figure could move on another set of
+files like these), the threshold at 1% false alarms on human speech with the miss rate there,
+file-level EER (mean score per file), and a per-system table; optionally a DET plot and a JSON
+report.
 
 Then what the service would do with each file: every window at the model's hop through the
 verdict policy, the share of human and synthetic files alerted at the model's threshold,
@@ -31,7 +33,7 @@ import numpy.typing as npt
 from alerts.config import VerdictConfig
 from alerts.policy import Thresholds, peak_aggregate, resolve_thresholds
 from inference.channels import CHANNELS, Channel, apply_channel
-from inference.eer import det_curve, eer, rates_at, threshold_at_fpr
+from inference.eer import det_curve, eer, eer_interval, rates_at, threshold_at_fpr
 from inference.evaldata import (
     Audio,
     Item,
@@ -99,6 +101,7 @@ def channel_report(
     labels = np.array([items[i].label for i in scored.owner])
     s = scored.scores
     rate, thr_eer = eer(s, labels)
+    low, high = eer_interval(s, labels, scored.owner)
     thr_1, fa_1, miss_1 = threshold_at_fpr(s, labels)
     files = np.unique(scored.owner)
     file_scores = np.array([s[scored.owner == f].mean() for f in files])
@@ -109,6 +112,7 @@ def channel_report(
     }
     return {
         "eer": rate,
+        "eer_95_by_file": [low, high],
         "file_eer": file_eer,
         "at_model_thresholds": at_shipped,
         "thresholds": {"eer": thr_eer, "fpr_1pct": thr_1},
@@ -203,8 +207,10 @@ def print_report(report: dict[str, Any], out: Any = sys.stdout) -> None:
     """Human-readable tables: one summary line per channel, then its systems; then calls."""
     for channel, r in report["channels"].items():
         t = r["thresholds"]
+        low, high = r["eer_95_by_file"]
         print(
-            f"[{channel}] EER {r['eer']:.2%} (file {r['file_eer']:.2%}) threshold {t['eer']:.4f}; "
+            f"[{channel}] EER {r['eer']:.2%} (95% interval {100 * low:.1f}-{high:.1%}, files "
+            f"resampled; file EER {r['file_eer']:.2%}) threshold {t['eer']:.4f}; "
             f"at 1% false alarms: threshold {t['fpr_1pct']:.4f}, miss "
             f"{r['at_fpr_1pct']['miss']:.2%}; windows {r['windows']}",
             file=out,

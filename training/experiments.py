@@ -82,7 +82,8 @@ def evaluate_model(
     for channel in EVAL_CHANNELS:
         for window_s in windows_s:
             ev = build_eval(clips, pcm, test_idx, channel, window_s)
-            out[f"{channel}@{window_s:g}s"] = summarise(score(model, ev.audio), ev)
+            speakers = np.array([clips[i].speaker for i in ev.clip])
+            out[f"{channel}@{window_s:g}s"] = summarise(score(model, ev.audio), ev, speakers)
             logger.info("%s@%gs %s", channel, window_s, out[f"{channel}@{window_s:g}s"])
     return out
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from inference.channels import Channel, apply_channel
-from inference.eer import eer, threshold_at_fpr
+from inference.eer import eer, eer_interval, threshold_at_fpr
 from inference.evaldata import hop_windows, windows_of
 from training.data import Clip
 
@@ -60,9 +61,15 @@ def score(model: torch.nn.Module, audio: np.ndarray, batch: int = 128) -> np.nda
     return np.concatenate(out).astype(np.float64)
 
 
-def summarise(logits: np.ndarray, ev: EvalSet) -> dict[str, float]:
-    """Window EER, clip EER (mean logit per clip) and the miss rate at 1% false alarms."""
+def summarise(logits: np.ndarray, ev: EvalSet, speakers: np.ndarray) -> dict[str, Any]:
+    """Window EER, clip EER (mean logit per clip), the miss rate at 1% false alarms.
+
+    With the window EER's 95% interval when the test's speakers are resampled (`speakers`:
+    one per window): the figures are about new callers, and a speaker's windows err
+    together.
+    """
     w_eer, w_thr = eer(logits, ev.labels)
+    low, high = eer_interval(logits, ev.labels, speakers)
     clips = np.unique(ev.clip)
     clip_logit = np.array([logits[ev.clip == c].mean() for c in clips])
     clip_label = np.array([ev.labels[ev.clip == c][0] for c in clips])
@@ -70,6 +77,7 @@ def summarise(logits: np.ndarray, ev: EvalSet) -> dict[str, float]:
     thr1, fa1, miss1 = threshold_at_fpr(logits, ev.labels)
     return {
         "eer": round(w_eer, 4),
+        "eer_95_by_speaker": [round(low, 4), round(high, 4)],
         "clip_eer": round(c_eer, 4),
         "threshold_eer_logit": round(w_thr, 4),
         "threshold_fpr1_logit": round(thr1, 4),

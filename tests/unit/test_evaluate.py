@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from inference.eer import det_curve, eer, rates_at, threshold_at_fpr
+from inference.eer import det_curve, eer, eer_interval, rates_at, threshold_at_fpr
 from inference.evaldata import hop_windows, load_items, trim_silence, windows_of
 from inference.evaluate import line_threshold, run_evaluate
 from streamer.__main__ import main
@@ -115,6 +115,7 @@ def test_run_evaluate_on_folders(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     wide = report["channels"]["wideband"]
     assert wide["eer"] == pytest.approx(0.25)
+    assert wide["eer_95_by_file"][0] <= wide["eer"] <= wide["eer_95_by_file"][1]
     assert wide["windows"] == {"human": 4, "synthetic": 4}
     # the test model's manifest: eer threshold 0.5 = logit 0 = peak 0.3; fpr_1pct 0.8
     shipped = wide["at_model_thresholds"]["eer"]
@@ -230,3 +231,35 @@ def test_files_that_do_not_decode_are_skipped_and_named(
     assert report["channels"]["wideband"]["eer"] == 0.0
     err = capsys.readouterr().err
     assert "skipped" in err and "broken.wav" in err and "empty.flac" in err
+
+
+def test_eer_interval_of_separable_classes_is_zero() -> None:
+    scores = [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]
+    assert eer_interval(scores, [0, 0, 0, 1, 1, 1], groups=[0, 0, 1, 2, 3, 3]) == (0.0, 0.0)
+
+
+def test_eer_interval_covers_the_theoretical_eer() -> None:
+    rng = np.random.default_rng(3)
+    n = 2000
+    scores = np.concatenate([rng.normal(0, 1, n), rng.normal(2, 1, n)])
+    low, high = eer_interval(scores, np.r_[np.zeros(n), np.ones(n)], groups=np.arange(2 * n))
+    assert low < 0.158655 < high  # Phi(-1)
+    assert 0.01 < high - low < 0.05
+
+
+def test_eer_interval_resamples_files_not_windows() -> None:
+    # each file's windows share an offset (its voice and recording): they err together
+    rng = np.random.default_rng(4)
+    files, per_file = 40, 10
+    file_offset = np.repeat(rng.normal(0, 1.5, 2 * files), per_file)
+    labels = np.repeat(np.r_[np.zeros(files), np.ones(files)], per_file)
+    scores = 2.0 * labels + file_offset + rng.normal(0, 0.3, labels.size)
+    by_file = eer_interval(scores, labels, groups=np.repeat(np.arange(2 * files), per_file))
+    by_window = eer_interval(scores, labels, groups=np.arange(labels.size))
+    assert by_file[0] <= eer(scores, labels)[0] <= by_file[1]
+    assert by_file[1] - by_file[0] > 2 * (by_window[1] - by_window[0])
+
+
+def test_eer_interval_rejects_groups_of_another_length() -> None:
+    with pytest.raises(ValueError, match="differ"):
+        eer_interval([0.1, 0.9], [0, 1], groups=[0])

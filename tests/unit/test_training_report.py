@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from training.report import first_alert_s, shortcut_features, unseen_generators
+from training.validate import EvalSet, summarise
 
 pytestmark = pytest.mark.unit
 SHIPPED = Path(__file__).resolve().parents[2] / "onnx_models" / "clonewatch-detector.onnx"
@@ -65,3 +66,14 @@ def test_unseen_generators_of_copies_of_the_human_clips_are_at_chance() -> None:
         # the same windows on both sides: no threshold separates them
         assert out["copies"][channel]["window_eer"] == pytest.approx(0.5, abs=0.01)
         assert 0.0 <= out["copies"][channel]["files_alerted"] <= 1.0
+
+
+def test_summarise_resamples_speakers_for_the_interval() -> None:
+    logits = np.array([-1.0, 0.2, -0.5, 0.9, -2.0, 0.1, 0.0, 1.2, -0.3, 2.0, 0.8, 1.5])
+    labels = np.repeat([0, 1], 6)
+    ev = EvalSet(np.zeros((12, 4), np.float32), labels, np.arange(12))
+    one_each = summarise(logits, ev, speakers=np.repeat(["ann", "cy"], 6))
+    # one speaker a class: every resample draws the same windows, so no spread
+    assert one_each["eer_95_by_speaker"] == [one_each["eer"]] * 2
+    low, high = summarise(logits, ev, speakers=np.arange(12))["eer_95_by_speaker"]
+    assert low < one_each["eer"] < high
