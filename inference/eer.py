@@ -123,16 +123,34 @@ def eer_interval(
     if not s.shape == y.shape == g.shape:
         raise ValueError(f"scores {s.shape}, labels {y.shape} and groups {g.shape} differ")
     _split(s, y)  # both classes present
-    members = [
-        [np.flatnonzero((y == label) & (g == group)) for group in np.unique(g[y == label])]
-        for label in (0, 1)
-    ]
+    classes = [_grouped_rows(np.flatnonzero(y == label), g[y == label]) for label in (0, 1)]
     rng = np.random.default_rng(seed)
     rates = np.empty(resamples)
     for k in range(resamples):
-        picked = [cls[i] for cls in members for i in rng.integers(0, len(cls), size=len(cls))]
-        idx = np.concatenate(picked)
+        idx = np.concatenate([_draw_groups(rng, *rows) for rows in classes])
         rates[k] = eer(s[idx], y[idx])[0]
     tail = (1.0 - level) / 2.0 * 100.0
     low, high = np.percentile(rates, [tail, 100.0 - tail])
     return float(low), float(high)
+
+
+def _grouped_rows(
+    rows: npt.NDArray[np.intp], groups: npt.NDArray[np.generic]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """`rows` ordered by group, with where each group starts in that order and its size."""
+    order = np.argsort(groups, kind="stable")
+    _, starts, sizes = np.unique(groups[order], return_index=True, return_counts=True)
+    return rows[order], starts, sizes
+
+
+def _draw_groups(
+    rng: np.random.Generator,
+    rows: npt.NDArray[np.intp],
+    starts: npt.NDArray[np.intp],
+    sizes: npt.NDArray[np.intp],
+) -> npt.NDArray[np.intp]:
+    """The rows of as many groups as there are, drawn with replacement (vectorised)."""
+    picks = rng.integers(0, len(starts), size=len(starts))
+    n = sizes[picks]
+    first_out = np.cumsum(n) - n  # where each drawn group begins in the output
+    return rows[np.repeat(starts[picks] - first_out, n) + np.arange(int(n.sum()))]
