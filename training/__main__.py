@@ -49,7 +49,7 @@ from training.experiments import (
 )
 from training.model import LOG_EPS, GatedDetector
 from training.speaker import SpeakerEncoder
-from training.train import FeatureBank, TrainConfig
+from training.train import FeatureBank, TrainConfig, environment
 
 VARIANTS = 6
 
@@ -213,8 +213,11 @@ def export(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray]) -
     weights = Path(f"data/results/{args.name}.pt")
     manifest = ship(clips, pcm, weights, args.window, args.name)
     data = None if args.no_shortcuts else render_all(clips, VARIANTS, seed=args.render_seed)
-    seen = set(torch.load(weights, map_location="cpu", weights_only=True).get("generated", []))
+    saved = torch.load(weights, map_location="cpu", weights_only=True)
+    seen = set(saved.get("generated", []))
     manifest["metrics"].update(checks(clips, pcm, data, manifest, seen))
+    if "environment" in saved:  # weights saved before it was recorded have none
+        manifest["metrics"]["trained_with"] = saved["environment"]
     write_manifest(ONNX_PATH, manifest)
     write_card(manifest)
 
@@ -253,6 +256,7 @@ def train_runs(args: argparse.Namespace, clips: list[Clip], pcm: list[np.ndarray
             "log_eps": LOG_EPS,
             "generated": seen,
             "recipe": recipe,
+            "environment": environment(),
         }
         if isinstance(model, GatedDetector):
             saved["gate_db"] = model.gate_db

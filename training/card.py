@@ -67,6 +67,14 @@ def unseen_table(unseen: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _environment_line(env: dict[str, str] | None) -> list[str]:
+    """The software and machine the weights were trained with (none for older weights)."""
+    if not env:
+        return []
+    parts = ", ".join(f"{name} {version}" for name, version in env.items())
+    return [f"- Trained with: {parts} (a rerun elsewhere may differ by a seed's spread)."]
+
+
 def write_card(manifest: dict[str, Any]) -> None:
     """Write MODEL_CARD.md: the fixed text of card_intro.md, then the measured tables."""
     m, thr = manifest["metrics"], manifest["thresholds"]
@@ -84,6 +92,7 @@ def write_card(manifest: dict[str, Any]) -> None:
         f"- Speed: {m['ms_per_window_1thread']} ms per window, batch 1, one onnxruntime CPU "
         f"thread (this machine); size {m['size_bytes'] / 1e6:.2f} MB.",
         f"- ONNX vs PyTorch: max |logit difference| {m['onnx_parity_max_abs_diff']:.2e}.",
+        *_environment_line(m.get("trained_with")),
         "",
         "### Window-level EER per experiment, channel and window length",
         "",

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import platform
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
+import soxr
 import torch
 from torch import nn
 
@@ -47,6 +51,37 @@ class TrainConfig:
     cnn_channels: int = CNN_CHANNELS  # width of its last conv blocks
     balance_speakers: bool = False  # a voice heard in both classes: same share of each
     spec_masks: int = 0  # CNN head: frequency and time masks per training spectrogram
+
+
+def environment() -> dict[str, str]:
+    """What a run's weights depend on beyond the recipe and the seed.
+
+    On one machine and software set, training is bit-reproducible: the same seed gives the
+    same weights. On another, the rendered codec chains (PyAV's bundled FFmpeg) and the
+    floating-point kernels can differ, and reruns of a seed there moved the held-out EER by
+    up to two points (docs/detector-development.md); saved with the weights, this says
+    whether two runs can be compared as reruns.
+    """
+    libavcodec = ".".join(str(v) for v in av.library_versions["libavcodec"])
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "av": f"{av.__version__} (libavcodec {libavcodec})",
+        "soxr": soxr.__version__,
+        "cpu": f"{_cpu_model()} (torch kernels {torch.backends.cpu.get_cpu_capability()})",
+        "threads": str(torch.get_num_threads()),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def sample_weights(
