@@ -92,6 +92,11 @@ def _variants(levels: list[int]) -> Variants:
     return Variants(audio, np.full(n, 64000), np.arange(n), np.array(["clean"] * n))
 
 
+def _clips(n: int) -> list[Clip]:
+    """One training clip per row, classes alternating (0, 1, 0, ...)."""
+    return [Clip(Path(f"{i}.flac"), i % 2, "s", "sys", "spk", "train") for i in range(n)]
+
+
 def test_masks_set_whole_bands_and_stretches_to_the_rows_mean() -> None:
     spectrogram = torch.randn(6, 1, 161, 100)
     before = spectrogram.clone()
@@ -126,7 +131,7 @@ def test_the_feature_bank_keeps_each_rows_own_crops() -> None:
 def test_a_head_trains_from_the_bank_without_computing_features() -> None:
     levels = [100, 200] * 8
     data = _variants(levels)
-    clips = [Clip(Path(f"{i}.flac"), i % 2, "s", "sys", "spk", "train") for i in range(len(levels))]
+    clips = _clips(len(levels))
     # Class 1 rows carry +1 on the first feature, class 0 rows -1; the rest is noise.
     feats = torch.randn(len(levels), 2, N_FEATURES) * 0.1
     feats[:, :, 0] += torch.tensor([-1.0, 1.0] * 8)[:, None]
@@ -155,7 +160,7 @@ def test_the_cnn_head_learns_a_pattern_the_level_cannot_give() -> None:
         rows.append(x + (6000 * np.sin(2 * np.pi * 2000 * t) if i % 2 else 0))
     audio = np.stack(rows).astype(np.int16)
     data = Variants(audio, np.full(16, 64000), np.arange(16), np.array(["clean"] * 16))
-    clips = [Clip(Path(f"{i}.flac"), i % 2, "s", "sys", "spk", "train") for i in range(16)]
+    clips = _clips(16)
     cfg = TrainConfig(steps=60, batch=8, lr=1e-3)
     model = train(clips, data, np.arange(16), cfg, lambda _: SpectrogramCnn(channels=8))
     with torch.no_grad():
@@ -163,19 +168,11 @@ def test_the_cnn_head_learns_a_pattern_the_level_cannot_give() -> None:
     assert ((logits > 0).numpy() == np.array([0, 1] * 8)).all()
 
 
-def _noise_rows() -> tuple[list[Clip], Variants]:
-    rng = np.random.default_rng(0)
-    audio = (rng.standard_normal((8, 64000)) * 2000).astype(np.int16)
-    data = Variants(audio, np.full(8, 64000), np.arange(8), np.array(["clean"] * 8))
-    clips = [Clip(Path(f"{i}.flac"), i % 2, "s", "sys", "spk", "train") for i in range(8)]
-    return clips, data
-
-
 @pytest.mark.parametrize("head", ["statistics", "cnn"])
 def test_the_same_seed_trains_the_same_weights_and_another_seed_does_not(head: str) -> None:
     # Reruns are compared weight for weight (docs/detector-development.md): nothing in a
     # run may draw from an unseeded source.
-    clips, data = _noise_rows()
+    clips, data = _clips(8), _variants([100, 200] * 4)
 
     def run(seed: int) -> dict[str, torch.Tensor]:
         cfg = TrainConfig(steps=20, batch=4, width=8, seed=seed)
